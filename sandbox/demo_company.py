@@ -188,7 +188,7 @@ class Contract:
     realm_key: str
     start_date: date
     term_months: int
-    renewal_lines: tuple[LineItem, ...]
+    renewal_lines: tuple[LineItem, ...]  # one line: Contract.Renewal_Product__c/Quantity/Unit_Price
     status: str = "Activated"
 
     @property
@@ -403,7 +403,7 @@ def build(today: date) -> DemoCompany:
         contracts.append(Contract(
             key=f"ctr-{i + 1:03d}", account_key=acct.key, owner_key=acct.owner_key, realm_key=acct.realm_key,
             start_date=start, term_months=12,
-            renewal_lines=(LineItem("PLAT-ANNUAL", 1, plat), LineItem("SUPPORT-PREM", 1, Decimal("3000.00"))),
+            renewal_lines=(LineItem("PLAT-ANNUAL", 1, plat),),
         ))
     company = DemoCompany(
         today=today, realms=REALMS, users=USERS, products=PRODUCTS, accounts=accounts,
