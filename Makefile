@@ -1,0 +1,15 @@
+# The two set-up commands of the README: `make demo` and `make test`. Each installs what it needs.
+.PHONY: demo test lint bench
+
+demo:
+	@bash scripts/bootstrap.sh
+	@.venv/bin/python -m deployments.demo
+
+test:
+	@bash scripts/bootstrap.sh
+	@.venv/bin/ruff check .
+	@.venv/bin/ruff format --check .
+	@.venv/bin/python -m pytest -q
+
+lint:
+	@.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy sandbox blocks revbridge tasks flows deployments receiver
