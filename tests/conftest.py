@@ -1,13 +1,34 @@
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from sandbox.core.tls import TlsFiles, make_tls_files
 
+# Task retries and QuickBooks backoff in tests: milliseconds, not seconds.
+os.environ.setdefault("REVBRIDGE_BACKOFF_SECONDS", "0.01")
+
 
 @pytest.fixture(scope="session")
 def tls_files(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
     """A local CA and a 127.0.0.1 certificate, for the HTTPS Salesforce emulator."""
     return make_tls_files(Path(tmp_path_factory.mktemp("tls")))
+
+
+@pytest.fixture(scope="session")
+def prefect_api() -> Iterator[None]:
+    """One throwaway Prefect API (SQLite) for every test that needs one; no flow heartbeats,
+    no telemetry (the tests run offline)."""
+    from prefect.settings import (
+        PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
+        PREFECT_SERVER_ANALYTICS_ENABLED,
+        temporary_settings,
+    )
+    from prefect.testing.utilities import prefect_test_harness
+
+    settings = {PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None, PREFECT_SERVER_ANALYTICS_ENABLED: False}
+    with temporary_settings(updates=settings), prefect_test_harness():
+        yield

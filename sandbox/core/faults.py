@@ -19,6 +19,7 @@ class FaultRule(BaseModel):
     path: str | None = None
     tenant: str | None = None
     count: int = Field(default=1, ge=1, description="how many matching requests it hits")
+    skip: int = Field(default=0, ge=0, description="matching requests let through first")
     status: int | None = Field(default=None, ge=400, le=599)
     body: Any = Field(default=None, description="error body; null: the service's own for status")
     headers: dict[str, str] = Field(default_factory=dict)
@@ -32,7 +33,10 @@ class FaultRule(BaseModel):
     @classmethod
     def _valid_regex(cls, v: str | None) -> str | None:
         if v is not None:
-            re.compile(v)
+            try:
+                re.compile(v)
+            except re.error as exc:
+                raise ValueError(f"path is not a valid regular expression: {exc}") from exc
         return v
 
     def matches(self, method: str, path: str, tenant: str | None) -> bool:
@@ -65,6 +69,9 @@ class FaultBook:
         with self._lock:
             for i, rule in enumerate(self._rules):
                 if rule.matches(method, path, tenant):
+                    if rule.skip:
+                        self._rules[i] = rule.model_copy(update={"skip": rule.skip - 1})
+                        return None
                     if rule.count <= 1:
                         del self._rules[i]
                     else:
