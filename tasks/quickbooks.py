@@ -4,7 +4,6 @@ per-realm rate limits, re-authorisation on 401, backoff on 429/5xx/dropped conne
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
@@ -13,8 +12,18 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
 from quickbooks.exceptions import AuthorizationException
 
+from revbridge.batch import (
+    BatchResult,
+    Creatable,
+    batch_request,
+    batch_request_id,
+    chunk,
+    parse_batch_response,
+)
+from revbridge.invoices import opportunity_id_from_invoice
 from tasks.faults import TransientError, is_transient, retry_if_transient
 from tasks.ratelimit import qbo_slot
 
@@ -23,7 +32,6 @@ if TYPE_CHECKING:
 
 BATCH_LIMIT = 30
 MAX_RESULTS = 1000
-MARKER_PREFIX = "revbridge:opportunity="
 
 
 def _backoff(attempt: int) -> float:
@@ -93,13 +101,12 @@ def qbo_query(connection: QuickBooksConnection, statement: str) -> list[dict[str
         start += MAX_RESULTS
 
 
-def chunk_request_id(kind: str, items: Sequence[tuple[str, dict[str, Any]]]) -> str:
-    """A deterministic requestid for one batch: the same chunk content replays the first answer."""
-    canonical = json.dumps([[key, payload] for key, payload in items], sort_keys=True, default=str)
-    return f"rb-{kind}-{hashlib.sha256(canonical.encode()).hexdigest()[:40]}"[:50]
-
-
-@task(retries=3, retry_delay_seconds=[2, 10, 30], retry_condition_fn=retry_if_transient)
+@task(
+    retries=3,
+    retry_delay_seconds=[2, 10, 30],
+    retry_condition_fn=retry_if_transient,
+    cache_policy=NO_CACHE,
+)
 def load_realm_reference(connection: QuickBooksConnection) -> dict[str, list[dict[str, Any]]]:
     """Customers (active and inactive), vendor and employee names, items and terms of a realm, in
     one batch request of queries (more pages only when a realm has over 1,000 of one kind)."""
@@ -140,7 +147,12 @@ def load_realm_reference(connection: QuickBooksConnection) -> dict[str, list[dic
     return reference
 
 
-@task(retries=3, retry_delay_seconds=[2, 10, 30], retry_condition_fn=retry_if_transient)
+@task(
+    retries=3,
+    retry_delay_seconds=[2, 10, 30],
+    retry_condition_fn=retry_if_transient,
+    cache_policy=NO_CACHE,
+)
 def find_marked_invoices(
     connection: QuickBooksConnection, created_since: datetime
 ) -> dict[str, dict[str, Any]]:
@@ -151,53 +163,54 @@ def find_marked_invoices(
     rows = qbo_query(connection, f"SELECT * FROM Invoice WHERE MetaData.CreateTime >= '{since}'")
     found: dict[str, dict[str, Any]] = {}
     for row in rows:
-        note = row.get("PrivateNote") or ""
-        if MARKER_PREFIX in note and "Voided" not in note:
-            opp_id = note.split(MARKER_PREFIX, 1)[1].split()[0].strip(";,")
+        opp_id = opportunity_id_from_invoice(row)
+        if opp_id and "Voided" not in (row.get("PrivateNote") or ""):
             found[opp_id] = row
     return found
 
 
-@task(retries=3, retry_delay_seconds=[2, 10, 30], retry_condition_fn=retry_if_transient)
+@task(
+    retries=3,
+    retry_delay_seconds=[2, 10, 30],
+    retry_condition_fn=retry_if_transient,
+    cache_policy=NO_CACHE,
+)
 def create_in_batches(
-    connection: QuickBooksConnection, entity: str, items: list[tuple[str, dict[str, Any]]]
-) -> list[dict[str, Any]]:
-    """Create entities in batches of 30, each batch with a deterministic requestid, so a retry or
-    a re-run after a crash replays instead of creating twice. Returns one result per item:
-    ``{"key", "ok", "entity" | "code", "message"}``."""
+    connection: QuickBooksConnection, drafts: Sequence[Creatable]
+) -> list[BatchResult]:
+    """Create entities in batches of 30, each with the requestid of its body, so a task retry or a
+    re-run after a crash replays QuickBooks' first answer instead of creating twice. Items that
+    failed transiently are tried once more in a new batch (a new body, so a new requestid)."""
     logger = get_run_logger()
-    results: list[dict[str, Any]] = []
-    for start in range(0, len(items), BATCH_LIMIT):
-        chunk = items[start : start + BATCH_LIMIT]
-        body = {
-            "BatchItemRequest": [
-                {"bId": str(i), "operation": "create", entity: payload}
-                for i, (_key, payload) in enumerate(chunk)
-            ]
-        }
-        rid = chunk_request_id(entity.lower(), chunk)
-        answer = qbo_call(connection, "POST", "batch", body=body, request_id=rid)
-        by_bid = {item["bId"]: item for item in answer.get("BatchItemResponse", [])}
-        for i, (key, _payload) in enumerate(chunk):
-            item = by_bid.get(str(i), {})
-            if entity in item:
-                results.append({"key": key, "ok": True, "entity": item[entity]})
-                continue
-            error = (item.get("Fault") or {}).get("Error", [{}])[0]
-            results.append(
-                {
-                    "key": key,
-                    "ok": False,
-                    "code": str(error.get("code", "")),
-                    "message": f"{error.get('Message', 'no answer for this item')}: "
-                    f"{error.get('Detail', '')}".strip(": "),
-                }
+    results: dict[str, BatchResult] = {}
+    pending = list(drafts)
+    for round_ in range(2):
+        retry: list[Creatable] = []
+        for part in chunk(pending):
+            body, mapping = batch_request(part)
+            answer = qbo_call(
+                connection, "POST", "batch", body=body, request_id=batch_request_id(body)
             )
-        logger.info(
-            "realm %s: batch of %s %s → %s created",
-            connection.realm_id,
-            len(chunk),
-            entity,
-            sum(1 for r in results[-len(chunk) :] if r["ok"]),
-        )
-    return results
+            for result in parse_batch_response(answer, mapping):
+                results[result.opp_id] = result
+            retry += [d for d in part if results[d.record_id].transient]
+            logger.info(
+                "realm %s: batch of %s %s → %s created",
+                connection.realm_id,
+                len(part),
+                part[0].entity,
+                sum(1 for d in part if results[d.record_id].ok),
+            )
+        if not retry or round_ == 1:
+            break
+        time.sleep(_backoff(1))
+        pending = retry
+    for result in results.values():
+        if not result.ok:
+            logger.error(
+                "realm %s: QuickBooks refused %s: %s",
+                connection.realm_id,
+                result.opp_id,
+                result.message,
+            )
+    return [results[d.record_id] for d in drafts]

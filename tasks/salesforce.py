@@ -5,16 +5,21 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
 
+from revbridge.writeback import WritebackFailure, parse_composite_response
 from tasks.faults import retry_if_transient
 
 if TYPE_CHECKING:
     from blocks.salesforce import SalesforceCredentials
 
-COLLECTION_LIMIT = 200
 
-
-@task(retries=3, retry_delay_seconds=[2, 10, 30], retry_condition_fn=retry_if_transient)
+@task(
+    retries=3,
+    retry_delay_seconds=[2, 10, 30],
+    retry_condition_fn=retry_if_transient,
+    cache_policy=NO_CACHE,
+)
 def query_records(credentials: SalesforceCredentials, soql: str) -> list[dict[str, Any]]:
     """Every record of a SOQL query (simple-salesforce follows nextRecordsUrl)."""
     sf = credentials.get_client()
@@ -23,27 +28,26 @@ def query_records(credentials: SalesforceCredentials, soql: str) -> list[dict[st
     return records
 
 
-@task(retries=3, retry_delay_seconds=[2, 10, 30], retry_condition_fn=retry_if_transient)
+@task(
+    retries=3,
+    retry_delay_seconds=[2, 10, 30],
+    retry_condition_fn=retry_if_transient,
+    cache_policy=NO_CACHE,
+)
 def update_records(
-    credentials: SalesforceCredentials, sobject: str, records: list[dict[str, Any]]
-) -> list[dict[str, Any]]:
-    """PATCH records through composite/sobjects, 200 a call, each row checked (the call answers
-    200 even when rows fail). Updates are idempotent, so a retry is safe. Returns the failures:
-    ``{"id", "errors": [{"statusCode", "message", "fields"}]}``."""
+    credentials: SalesforceCredentials, bodies: list[dict[str, Any]]
+) -> list[WritebackFailure]:
+    """PATCH ``composite/sobjects`` bodies (≤ 200 records each, built by
+    `revbridge.writeback.opportunity_updates`), checking every row: the call answers 200 even when
+    records fail. Updates are idempotent, so a task retry is safe. Returns the failures."""
     sf = credentials.get_client()
-    failures: list[dict[str, Any]] = []
-    for start in range(0, len(records), COLLECTION_LIMIT):
-        chunk = records[start : start + COLLECTION_LIMIT]
-        body = {
-            "allOrNone": False,
-            "records": [{"attributes": {"type": sobject}, **record} for record in chunk],
-        }
-        rows = sf.restful("composite/sobjects", method="PATCH", json=body)
-        for sent, row in zip(chunk, rows or [], strict=False):
-            if not row.get("success"):
-                failures.append({"id": sent.get("Id"), "errors": row.get("errors", [])})
     logger = get_run_logger()
-    logger.info("Salesforce: updated %s %s records", len(records) - len(failures), sobject)
+    failures: list[WritebackFailure] = []
+    for body in bodies:
+        rows = sf.restful("composite/sobjects", method="PATCH", json=body)
+        failures += parse_composite_response(rows or [], body)
+    sent = sum(len(body["records"]) for body in bodies)
+    logger.info("Salesforce: %s of %s records updated", sent - len(failures), sent)
     for failure in failures:
-        logger.error("Salesforce refused %s %s: %s", sobject, failure["id"], failure["errors"])
+        logger.error("Salesforce refused %s: %s", failure.opportunity_id, failure.message)
     return failures

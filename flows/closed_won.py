@@ -1,0 +1,245 @@
+"""Closed Won → QuickBooks invoice.
+
+1. Read the Closed Won deals changed since the watermark (or a date range, or given Ids), with
+   their accounts, owners and line items, in one SOQL query; plus the deals parked for review.
+2. Validate and route each to its QuickBooks company; plan: ready, needs approval, problems.
+3. Per company: match or create customers, draft invoices, create them exactly once (batches).
+4. Deals above the approval threshold each get their own approval run and wait there.
+5. Write the outcome back to each Opportunity (composite collections), report (artifact + Slack),
+   advance the watermark past what is settled, and fail the run loudly if any deal errored.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+from prefect import flow, get_run_logger
+from prefect.states import Completed, Failed, State
+
+from blocks.quickbooks import QuickBooksConnection
+from blocks.salesforce import SalesforceCredentials
+from blocks.slack import SlackConnection
+from flows.invoicing import RealmResult, invoice_deals
+from revbridge.config import RevbridgeConfig, load_config
+from revbridge.models import Opportunity, Problem
+from revbridge.plan import RunPlan, plan_run
+from revbridge.report import AuditRow, markdown_table, slack_summary
+from revbridge.soql import MAX_IDS, DateRange, closed_won_query
+from revbridge.watermark import Watermark, advance
+from revbridge.writeback import SyncOutcome, opportunity_updates
+from tasks.approvals import request_approvals
+from tasks.audit import publish_audit
+from tasks.salesforce import query_records, update_records
+from tasks.slack import post_message
+from tasks.state import read_state, write_state
+
+DEFAULT_CONFIG = "config/demo.yaml"
+STATE_VARIABLE = "closed-won-watermark"
+
+
+@flow(name="closed-won-to-invoice", log_prints=False)
+def closed_won_to_invoice(
+    opportunity_ids: list[str] | None = None,
+    closed_from: date | None = None,
+    closed_to: date | None = None,
+    config_path: str = DEFAULT_CONFIG,
+    dry_run: bool = False,
+) -> State[Any]:
+    """Invoice Closed Won deals. With no parameters: everything changed since the last run (the
+    watermark in the Prefect Variable ``closed-won-watermark``). ``opportunity_ids``: just those
+    deals (run now). ``closed_from``/``closed_to``: a backfill by CloseDate; neither moves the
+    watermark. ``dry_run``: plan and match, write nothing."""
+    logger = get_run_logger()
+    started = datetime.now(UTC)
+    config = load_config(config_path)
+    salesforce = SalesforceCredentials.load(config.salesforce_block)
+    slack = SlackConnection.load(config.slack.block)
+
+    polling = not opportunity_ids and closed_from is None and closed_to is None
+    state = (read_state(STATE_VARIABLE) or {}) if polling else {}
+    records = query_records(
+        salesforce, _query(opportunity_ids, closed_from, closed_to, state, started)
+    )
+    review_ids = [i for i in state.get("review", []) if i not in {r["Id"] for r in records}]
+    if review_ids:
+        records += query_records(salesforce, closed_won_query(ids=review_ids[:MAX_IDS]))
+    opps, unreadable = _parse(records)
+    plan = plan_run(opps, config)
+    logger.info("plan: %s", plan.counts)
+
+    realms: list[RealmResult] = []
+    for name, realm_plan in plan.realms.items():
+        realm_cfg = config.realm(name)
+        connection = QuickBooksConnection.load(realm_cfg.connection_block)
+        result = invoice_deals(
+            name, realm_cfg, config, connection, realm_plan.ready, started.date(), dry_run=dry_run
+        )
+        for invalid in realm_plan.problems:
+            outcome = SyncOutcome.from_problems(invalid.opportunity.id, invalid.problems)
+            result.add(
+                invalid.opportunity,
+                outcome,
+                realm=name,
+                row_outcome="Needs Review",
+                reason=invalid.reason,
+            )
+        for skipped in realm_plan.skipped:
+            result.add(
+                skipped.opportunity, None, realm=name, row_outcome="Skipped", reason=skipped.reason
+            )
+        if realm_plan.approval and not dry_run:
+            for opp, outcome in request_approvals(list(realm_plan.approval), config_path):
+                result.add(
+                    opp,
+                    outcome,
+                    realm=name,
+                    row_outcome=outcome.status,
+                    reason=outcome.error or "waiting for finance approval",
+                    settled=outcome.status == "Awaiting Approval",
+                )
+        realms.append(result)
+    extra = RealmResult(realm="")
+    for invalid in (*plan.unroutable, *unreadable):
+        outcome = SyncOutcome.from_problems(invalid.opportunity.id, invalid.problems)
+        extra.add(
+            invalid.opportunity,
+            outcome,
+            realm="",
+            row_outcome="Needs Review",
+            reason=invalid.reason,
+        )
+    for skipped in plan.skipped:
+        extra.add(skipped.opportunity, None, realm="", row_outcome="Skipped", reason=skipped.reason)
+    realms.append(extra)
+
+    rows = [row for r in realms for row in r.rows]
+    errors = [e for r in realms for e in r.errors]
+    if not dry_run:
+        errors += _write_back(salesforce, config, realms, opps, started)
+    _report(slack, config.slack.alerts_channel, rows, errors, dry_run)
+    if polling and not dry_run:
+        _advance(state, opps, realms, started)
+
+    counts = {
+        outcome: sum(1 for r in rows if r.outcome == outcome)
+        for outcome in (
+            "Invoiced",
+            "Awaiting Approval",
+            "Needs Review",
+            "Error",
+            "Skipped",
+            "Dry Run",
+        )
+    }
+    message = ", ".join(f"{k}: {v}" for k, v in counts.items() if v) or "nothing to do"
+    if errors:
+        return Failed(
+            message=f"{len(errors)} deal(s) failed: " + "; ".join(errors[:5]), data=counts
+        )
+    return Completed(message=message, data=counts)
+
+
+def _query(
+    ids: list[str] | None,
+    closed_from: date | None,
+    closed_to: date | None,
+    state: dict[str, Any],
+    started: datetime,
+) -> str:
+    if ids:
+        return closed_won_query(ids=ids)
+    if closed_from is not None or closed_to is not None:
+        start = closed_from or date(2000, 1, 1)
+        end = closed_to or started.date()
+        return closed_won_query(between=DateRange(field="CloseDate", start=start, end=end))
+    since = Watermark.from_dict(state) if state.get("ts") else None
+    return closed_won_query(since=since, until=started)
+
+
+class _Unreadable:
+    """A record the model refused: reported like an invalid deal."""
+
+    def __init__(self, record: dict[str, Any], error: Exception) -> None:
+        self.opportunity = Opportunity(id=str(record.get("Id")), name=str(record.get("Name")))
+        self.problems = (
+            Problem(
+                record_id=self.opportunity.id,
+                field="record",
+                reason=f"could not read the record: {error}",
+            ),
+        )
+        self.reason = self.problems[0].reason
+
+
+def _parse(records: list[dict[str, Any]]) -> tuple[list[Opportunity], list[_Unreadable]]:
+    opps: list[Opportunity] = []
+    unreadable: list[_Unreadable] = []
+    for record in records:
+        try:
+            opps.append(Opportunity.from_record(record))
+        except (ValueError, TypeError, KeyError) as exc:
+            unreadable.append(_Unreadable(record, exc))
+    return opps, unreadable
+
+
+def _write_back(
+    salesforce: SalesforceCredentials,
+    config: RevbridgeConfig,
+    realms: list[RealmResult],
+    opps: list[Opportunity],
+    now: datetime,
+) -> list[str]:
+    """Write each outcome to its Opportunity. A deal already parked as Needs Review is not
+    rewritten (that would bump its SystemModstamp and bring it back every run)."""
+    status = {o.id: o.qb_sync_status for o in opps}
+    bodies: list[dict[str, Any]] = []
+    for result in realms:
+        outcomes = [
+            o
+            for o in result.outcomes
+            if not (o.status == "Needs Review" and status.get(o.opportunity_id) == "Needs Review")
+        ]
+        realm_id = config.realms[result.realm].realm_id if result.realm in config.realms else None
+        bodies += opportunity_updates(outcomes, realm_id, now)
+    if not bodies:
+        return []
+    failures = update_records(salesforce, bodies)
+    return [f"{f.opportunity_id}: write-back refused: {f.message}" for f in failures]
+
+
+def _report(
+    slack: SlackConnection, channel: str, rows: list[AuditRow], errors: list[str], dry_run: bool
+) -> None:
+    title = "Closed Won → QuickBooks" + (" (dry run)" if dry_run else "")
+    publish_audit(
+        "closed-won-audit",
+        [r.model_dump(mode="json") for r in rows],
+        markdown_table(rows),
+        description=title,
+    )
+    acted = [r for r in rows if r.outcome != "Skipped"]
+    if acted or errors:
+        post_message(slack, slack_summary(acted, title=title), channel=channel)
+
+
+def _advance(
+    state: dict[str, Any], opps: list[Opportunity], realms: list[RealmResult], started: datetime
+) -> None:
+    """Move the watermark past settled deals only; remember the deals parked for review, so
+    the next run looks at them again (a fix to their Account does not touch the Opportunity)."""
+    settled = {i for r in realms for i in r.settled}
+    review = sorted(
+        {row.opportunity_id for r in realms for row in r.rows if row.outcome == "Needs Review"}
+    )
+    current = Watermark.from_dict(state) if state.get("ts") else None
+    ordered = sorted(
+        (o for o in opps if o.system_modstamp), key=lambda o: (o.system_modstamp, o.id)
+    )
+    new = advance(current, [(Watermark.of(o), o.id in settled) for o in ordered], started)
+    value: dict[str, Any] = new.to_dict() if new else {}
+    value["review"] = review[:MAX_IDS]
+    write_state(STATE_VARIABLE, value)
+
+
+__all__ = ["RunPlan", "closed_won_to_invoice"]

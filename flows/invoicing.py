@@ -1,0 +1,281 @@
+"""The invoicing steps both the Closed Won flow and the approval flow run, for one realm:
+reference data → customer matching → new customers → invoice drafts → create exactly once.
+
+Plain functions that call tasks, so the flows read like the step list. Three guards make "exactly
+once": the plan skips deals whose QB_Invoice_Id__c is set; invoices found again by their
+PrivateNote marker (created before a crash, never written back) are written back instead of
+created; and every batch carries the requestid of its body, so a retry replays.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import TYPE_CHECKING, Any
+
+from revbridge.batch import EntityDraft
+from revbridge.config import RealmConfig, RevbridgeConfig
+from revbridge.invoices import InvoiceError, build_invoice
+from revbridge.matching import CustomerMatch, match_accounts, new_customer_payload
+from revbridge.models import Opportunity, Problem
+from revbridge.report import AuditRow
+from revbridge.writeback import SyncOutcome
+from tasks.quickbooks import create_in_batches, find_marked_invoices, load_realm_reference
+
+if TYPE_CHECKING:
+    from blocks.quickbooks import QuickBooksConnection
+
+
+@dataclass
+class RealmResult:
+    """What happened to each deal of one realm: audit rows, write-back outcomes, and which deals
+    are settled (the watermark may pass them)."""
+
+    realm: str = ""
+    rows: list[AuditRow] = field(default_factory=list)
+    outcomes: list[SyncOutcome] = field(default_factory=list)
+    settled: set[str] = field(default_factory=set)
+    errors: list[str] = field(default_factory=list)
+
+    def add(
+        self,
+        opp: Opportunity,
+        outcome: SyncOutcome | None,
+        *,
+        realm: str,
+        row_outcome: str,
+        reason: str = "",
+        match: CustomerMatch | None = None,
+        settled: bool = True,
+    ) -> None:
+        if outcome is not None:
+            self.outcomes.append(outcome)
+        self.rows.append(
+            AuditRow(
+                opportunity_id=opp.id,
+                name=opp.name,
+                realm=realm,
+                customer=match.display_name if match else None,
+                match_kind=match.kind if match else None,
+                amount=opp.amount,
+                currency=opp.currency,
+                outcome=row_outcome,  # type: ignore[arg-type]
+                invoice_id=outcome.invoice_id if outcome else None,
+                doc_number=outcome.doc_number if outcome else None,
+                reason=reason,
+            )
+        )
+        if settled:
+            self.settled.add(opp.id)
+        if row_outcome == "Error":
+            self.errors.append(f"{opp.id} ({opp.name}): {reason}")
+
+
+def invoice_deals(
+    realm: str,
+    realm_cfg: RealmConfig,
+    config: RevbridgeConfig,
+    connection: QuickBooksConnection,
+    opps: Sequence[Opportunity],
+    today: date,
+    *,
+    dry_run: bool = False,
+    approvals: dict[str, SyncOutcome] | None = None,
+) -> RealmResult:
+    """Invoice validated, approved-or-small deals of one realm. ``approvals`` carries the
+    approver fields to write back with each approved deal's outcome."""
+    result = RealmResult(realm=realm)
+    if not opps:
+        return result
+    reference = load_realm_reference(connection)
+    existing = _find_existing(connection, opps)
+    matches = _match(opps, reference, config, realm_cfg)
+    customer_ids = _create_customers(realm, connection, opps, matches, result, dry_run)
+    items = {i["Name"]: str(i["Id"]) for i in reference.get("Item", []) if i.get("Active", True)}
+    terms = {t["Name"]: str(t["Id"]) for t in reference.get("Term", []) if t.get("Active", True)}
+
+    drafts = []
+    for opp in opps:
+        match = matches[opp.account.id] if opp.account else None
+        extra = (approvals or {}).get(opp.id)
+        if opp.id in existing:
+            invoice = existing[opp.id]
+            outcome = SyncOutcome(
+                opportunity_id=opp.id,
+                status="Invoiced",
+                invoice_id=str(invoice["Id"]),
+                doc_number=invoice.get("DocNumber"),
+                customer_id=str(invoice.get("CustomerRef", {}).get("value") or "") or None,
+            )
+            result.add(
+                opp,
+                _with_approval(outcome, extra),
+                realm=realm,
+                row_outcome="Invoiced",
+                reason="found an invoice created by an earlier run: written back, not created",
+                match=match,
+            )
+            continue
+        if match is None or opp.account is None:
+            continue  # validation guarantees an account; nothing to do without one
+        customer_id = customer_ids.get(opp.account.id)
+        if customer_id is None:
+            continue  # reported by _create_customers (review or refused)
+        try:
+            draft = build_invoice(opp, realm_cfg, customer_id, items, terms, today)
+        except InvoiceError as exc:
+            _needs_review(result, opp, realm, exc.problems, match, customer_id)
+            continue
+        if dry_run:
+            result.add(
+                opp,
+                None,
+                realm=realm,
+                row_outcome="Dry Run",
+                match=match,
+                reason=f"would create an invoice of {draft.total}",
+                settled=False,
+            )
+            continue
+        drafts.append((draft, match, extra))
+
+    created = create_in_batches(connection, [d for d, _, _ in drafts]) if drafts else []
+    for (draft, match, extra), answer in zip(drafts, created, strict=True):
+        opp = next(o for o in opps if o.id == draft.opportunity_id)
+        outcome = _with_approval(SyncOutcome.from_batch(answer, draft.customer_id), extra)
+        if answer.ok:
+            result.add(opp, outcome, realm=realm, row_outcome="Invoiced", match=match)
+        else:
+            # a transient fault leaves the deal unsettled: the next run tries again
+            result.add(
+                opp,
+                outcome,
+                realm=realm,
+                row_outcome="Error",
+                reason=answer.message,
+                match=match,
+                settled=not answer.transient,
+            )
+    return result
+
+
+def _with_approval(outcome: SyncOutcome, approval: SyncOutcome | None) -> SyncOutcome:
+    if approval is None:
+        return outcome
+    return outcome.model_copy(
+        update={"approved_by": approval.approved_by, "approved_at": approval.approved_at}
+    )
+
+
+def _find_existing(
+    connection: QuickBooksConnection, opps: Sequence[Opportunity]
+) -> dict[str, dict[str, Any]]:
+    """Invoices an earlier run created for these deals but never wrote back. An invoice is made
+    after its deal was last stamped, so the search starts a day before the oldest stamp."""
+    stamps = [o.system_modstamp for o in opps if o.system_modstamp is not None]
+    if not stamps:
+        return {}
+    found = find_marked_invoices(connection, min(stamps) - timedelta(days=1))
+    wanted = {o.id for o in opps}
+    return {opp_id: inv for opp_id, inv in found.items() if opp_id in wanted}
+
+
+def _match(
+    opps: Sequence[Opportunity],
+    reference: dict[str, list[dict[str, Any]]],
+    config: RevbridgeConfig,
+    realm_cfg: RealmConfig,
+) -> dict[str, CustomerMatch]:
+    """Match every deal's account, one currency at a time (a customer billed in another currency
+    is never reused)."""
+    taken = [
+        str(r.get("DisplayName") or "")
+        for r in reference.get("Vendor", []) + reference.get("Employee", [])
+    ]
+    by_currency: dict[str, list[Opportunity]] = {}
+    for opp in opps:
+        if opp.account is not None:
+            by_currency.setdefault(opp.currency or realm_cfg.currency, []).append(opp)
+    matches: dict[str, CustomerMatch] = {}
+    for currency, group in by_currency.items():
+        accounts = [o.account for o in group if o.account is not None]
+        matches.update(
+            match_accounts(
+                accounts, reference.get("Customer", []), taken, config.matching, currency=currency
+            )
+        )
+    return matches
+
+
+def _create_customers(
+    realm: str,
+    connection: QuickBooksConnection,
+    opps: Sequence[Opportunity],
+    matches: dict[str, CustomerMatch],
+    result: RealmResult,
+    dry_run: bool,
+) -> dict[str, str]:
+    """Account Id → QuickBooks Customer Id, creating the customers decided "new". Deals whose
+    account needs review (or whose customer QuickBooks refused) are reported here."""
+    ids: dict[str, str] = {}
+    new: dict[str, EntityDraft] = {}
+    for opp in opps:
+        if opp.account is None:
+            continue
+        match = matches[opp.account.id]
+        if match.resolved and match.customer_id:
+            ids[opp.account.id] = match.customer_id
+        elif match.kind == "new" and match.display_name:
+            if dry_run:
+                ids[opp.account.id] = "(new)"
+            elif opp.account.id not in new:
+                body = new_customer_payload(opp.account, match.display_name, opp.currency, None)
+                new[opp.account.id] = EntityDraft(kind="Customer", key=opp.account.id, body=body)
+        else:
+            candidates = ", ".join(
+                f"{c.display_name} (Id {c.customer_id})" for c in match.candidates
+            )
+            reason = f"customer needs review: {match.reason}" + (
+                f"; candidates: {candidates}" if candidates else ""
+            )
+            problem = Problem(record_id=opp.id, field="Account", reason=reason)
+            _needs_review(result, opp, realm, [problem], match, None)
+    if new:
+        for answer in create_in_batches(connection, list(new.values())):
+            if answer.ok and answer.entity_id:
+                ids[answer.opp_id] = answer.entity_id
+            else:
+                for opp in opps:
+                    if opp.account and opp.account.id == answer.opp_id:
+                        reason = f"QuickBooks refused the new customer: {answer.message}"
+                        outcome = SyncOutcome(opportunity_id=opp.id, status="Error", error=reason)
+                        result.add(
+                            opp,
+                            outcome,
+                            realm=realm,
+                            row_outcome="Error",
+                            reason=reason,
+                            match=matches[answer.opp_id],
+                            settled=not answer.transient,
+                        )
+    return ids
+
+
+def _needs_review(
+    result: RealmResult,
+    opp: Opportunity,
+    realm: str,
+    problems: Sequence[Problem],
+    match: CustomerMatch | None,
+    customer_id: str | None,
+) -> None:
+    outcome = SyncOutcome.from_problems(opp.id, problems, customer_id)
+    result.add(
+        opp,
+        outcome,
+        realm=realm,
+        row_outcome="Needs Review",
+        reason=outcome.error or "",
+        match=match,
+    )
