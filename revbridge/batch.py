@@ -33,6 +33,28 @@ class Creatable(Protocol):
     def payload(self) -> dict[str, Any]: ...
 
 
+class EntityDraft(BaseModel):
+    """Any entity to create in a batch (a new Customer, say), keyed by the Salesforce record it
+    comes from; `revbridge.invoices.InvoiceDraft` is the richer one for invoices."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: str
+    key: str
+    body: dict[str, Any]
+
+    @property
+    def entity(self) -> str:
+        return self.kind
+
+    @property
+    def record_id(self) -> str:
+        return self.key
+
+    def payload(self) -> dict[str, Any]:
+        return dict(self.body)
+
+
 class BatchResult(BaseModel):
     """What QuickBooks answered for one batch item."""
 

@@ -166,3 +166,19 @@ def test_entity_less_answer_is_not_ok() -> None:
     assert result == BatchResult(
         opp_id="006A", bid="1", ok=False, message="batch item 1 came back without an entity"
     )
+
+
+def test_entity_drafts_batch_like_invoices() -> None:
+    from revbridge.batch import EntityDraft
+
+    drafts = [
+        EntityDraft(kind="Customer", key="001A", body={"DisplayName": "A"}),
+        EntityDraft(kind="Customer", key="001B", body={"DisplayName": "B"}),
+    ]
+    body, mapping = batch_request(drafts)
+    assert body["BatchItemRequest"][1] == {
+        "bId": "2",
+        "operation": "create",
+        "Customer": {"DisplayName": "B"},
+    }
+    assert mapping == {"1": "001A", "2": "001B"}
