@@ -3,7 +3,7 @@
 
 demo:
 	@bash scripts/bootstrap.sh
-	@.venv/bin/python -m deployments.demo
+	@.venv/bin/python -m deployments.demo $(DEMO_ARGS)
 
 test:
 	@bash scripts/bootstrap.sh

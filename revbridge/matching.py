@@ -42,6 +42,7 @@ _NOTES_ID = re.compile(r"Salesforce Account Id:\s*([0-9A-Za-z]{15}(?:[0-9A-Za-z]
 PENDING_ID = "(new in this run)"  # Id of a customer `match_accounts` has decided to create
 DISPLAY_NAME_MAX = 100  # well inside QuickBooks' limits for DisplayName and CompanyName
 _COLON = re.compile(r"\s*:\s*")
+_DIGITS = re.compile(r"\d+")
 
 
 class Candidate(BaseModel):
@@ -306,8 +307,18 @@ def _domains(customer: Mapping[str, Any]) -> set[str]:
 
 
 def _score(target: str, customer: Mapping[str, Any]) -> float:
+    """Name similarity 0..100. Names whose numbers differ ("Store 12" and "Store 13", "Unit 3
+    Ltd" and "Unit 7 Ltd") are different companies however alike the rest: they score 0."""
     if not target:
         return 0.0
     names = {customer.get("DisplayName"), customer.get("CompanyName")}
     keys = {normalise_name(str(n)) for n in names if n}
-    return max((fuzz.WRatio(target, k, processor=None) for k in keys if k), default=0.0)
+    numbers = _DIGITS.findall(target)
+    return max(
+        (
+            fuzz.WRatio(target, k, processor=None)
+            for k in keys
+            if k and _DIGITS.findall(k) == numbers
+        ),
+        default=0.0,
+    )

@@ -12,6 +12,7 @@ from sandbox.core.clock import Clock
 from sandbox.core.service import EmulatedService
 from sandbox.demo_company import ORG_ID
 from sandbox.salesforce import seed
+from sandbox.salesforce.bulk import generate_json
 from sandbox.salesforce.exceptions import NOT_FOUND, SESSION_EXPIRED, default_body, sf_json
 from sandbox.salesforce.models import SalesforceBackend
 from sandbox.salesforce.responses import SalesforceApi, method_not_allowed
@@ -53,6 +54,7 @@ class SalesforceEmulator(EmulatedService):
             Route("/services/Soap/u/{version}", self.api.soap_login, methods=["POST"]),
             Route("/_sandbox/limits", self._limits, methods=["GET", "POST"]),
             Route("/_sandbox/expire-sessions", self._expire_sessions, methods=["POST"]),
+            Route("/_sandbox/generate", self._generate, methods=["POST"]),
         ]
 
     def info(self, base_url: str, ca_bundle: str | None) -> dict[str, Any]:
@@ -99,6 +101,13 @@ class SalesforceEmulator(EmulatedService):
                 "used": self.backend.api_used,
             }
         )
+
+    async def _generate(self, request: Request) -> Response:
+        """``POST /_sandbox/generate``: Closed Won volume (see sandbox/salesforce/bulk.py)."""
+        try:
+            return JSONResponse(generate_json(self.backend, await request.json()))
+        except ValueError as exc:  # pydantic's ValidationError is one
+            return JSONResponse({"error": str(exc)}, status_code=400)
 
     async def _expire_sessions(self, _: Request) -> Response:
         self.backend.expire_sessions()

@@ -270,3 +270,14 @@ def test_payload_without_optional_fields() -> None:
     assert payload["WebAddr"] == {"URI": "https://bare.example"}
     assert payload["BillAddr"]["Line5"] == "5, 6, 7"
     assert "CurrencyRef" not in payload and "SalesTermRef" not in payload
+
+
+def test_names_that_differ_in_their_numbers_are_different_companies() -> None:
+    from revbridge.matching import match_customer
+    from revbridge.models import Account
+
+    store_12 = {"Id": "1", "DisplayName": "Bulk Customer 00012 Ltd", "Active": True}
+    account = Account(id="0015g0000000001AAA", name="Bulk Customer 00013 Ltd")
+    assert match_customer(account, [store_12]).kind == "new"
+    same = Account(id="0015g0000000002AAA", name="Bulk Customer 00012 Limited")
+    assert match_customer(same, [store_12]).kind == "fuzzy"
