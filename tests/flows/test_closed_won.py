@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -267,3 +267,24 @@ def test_api_calls_stay_batched(fresh: Sandbox, blocks: SandboxBlocks) -> None:
     # login, one SOQL, one write-back
     assert sf["total"] - 1 <= 4, sf
     assert invoiced >= 10
+
+
+def test_the_watermark_never_skips_deals_stamped_at_the_same_instant(
+    fresh: Sandbox, blocks: SandboxBlocks
+) -> None:
+    company = build(fresh.clock.today())
+    first, second = sorted(eligible_small(company))[:2]
+    stamp = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=1)
+    backend = fresh.services["salesforce"].backend
+    for opp_id in (first, second):
+        backend.set_modified(opp_id, stamp)
+    # the last run stopped exactly at `first`: `second` has the same SystemModstamp
+    Variable.set(STATE_VARIABLE, {"ts": stamp.isoformat(), "id": first}, overwrite=True)
+    state = closed_won_to_invoice(return_state=True)
+    assert state.is_completed(), state.message
+    opps = opportunities(blocks)
+    assert opps[second]["QB_Invoice_Id__c"]
+    assert not opps[first]["QB_Invoice_Id__c"]  # at or before the watermark: done already
+    assert [o for o in opps.values() if o["QB_Invoice_Id__c"]] == [opps[second]]
+    mark = Variable.get(STATE_VARIABLE)
+    assert (mark["ts"][:19], mark["id"]) == (stamp.isoformat()[:19], second)
