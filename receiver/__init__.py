@@ -1,0 +1,1 @@
+"""The revbridge receiver: webhooks from QuickBooks → Prefect events that trigger flows."""
