@@ -2,7 +2,9 @@
 
 The Closed Won flow polls on an interval; the approval flow has no schedule: the Closed Won flow
 starts one run of it per big deal, and the runner here executes it (and resumes it when finance
-decides in the UI). ``prefect.yaml`` declares the same deployments for work pools.
+decides in the UI). Payments sync on every ``revbridge.qbo.change`` event the webhook receiver
+emits, with a CDC sweep every 15 minutes as the backstop; aging and renewals run daily.
+``prefect.yaml`` declares the same deployments for work pools.
 """
 
 from __future__ import annotations
@@ -12,19 +14,39 @@ from datetime import timedelta
 from typing import Any
 
 from prefect import serve
+from prefect.events import DeploymentEventTrigger
 
+from flows.aging import receivables_aging
 from flows.approval import invoice_approval
 from flows.closed_won import closed_won_to_invoice
+from flows.payments import sync_payments
+from flows.renewals import contract_renewals
 
 POLL_INTERVAL = timedelta(minutes=5)
 
 
+def payment_trigger() -> DeploymentEventTrigger:
+    """One payments run per change the receiver saw (each template is a single expression, so
+    Prefect renders it as JSON: lists stay lists)."""
+    return DeploymentEventTrigger(
+        expect={"revbridge.qbo.change"},
+        match={"prefect.resource.id": "qbo.*"},
+        parameters={
+            "realm": "{{ event.payload.realm }}",
+            "invoice_ids": "{{ event.payload.invoice_ids }}",
+            "payment_ids": "{{ event.payload.payment_ids }}",
+            "credit_memo_ids": "{{ event.payload.credit_memo_ids }}",
+        },
+    )
+
+
 def deployments(config_path: str, poll_every: timedelta = POLL_INTERVAL) -> list[Any]:
+    config = {"config_path": config_path}
     return [
         closed_won_to_invoice.to_deployment(
             name="poll",
             interval=poll_every,
-            parameters={"config_path": config_path},
+            parameters=config,
             tags=["revbridge", "invoicing"],
             description="Closed Won → QuickBooks invoices, every few minutes (run it with "
             "opportunity_ids to invoice now, or closed_from/closed_to to backfill).",
@@ -34,6 +56,34 @@ def deployments(config_path: str, poll_every: timedelta = POLL_INTERVAL) -> list
             tags=["revbridge", "approval"],
             description="One run per deal over the approval threshold; it waits for the "
             "Approve/Reject form.",
+        ),
+        sync_payments.to_deployment(
+            name="on-change",
+            parameters=config,
+            triggers=[payment_trigger()],
+            tags=["revbridge", "payments"],
+            description="Payment status to Salesforce for the changes a QuickBooks webhook named.",
+        ),
+        sync_payments.to_deployment(
+            name="cdc-sweep",
+            interval=timedelta(minutes=15),
+            parameters=config,
+            tags=["revbridge", "payments"],
+            description="Backstop: every change QuickBooks reports by CDC since the last sweep.",
+        ),
+        receivables_aging.to_deployment(
+            name="daily",
+            cron="0 6 * * *",
+            parameters=config,
+            tags=["revbridge", "aging"],
+            description="Days outstanding and 30/60/90 buckets; owners alerted once per move.",
+        ),
+        contract_renewals.to_deployment(
+            name="daily",
+            cron="30 6 * * *",
+            parameters={**config, "days_ahead": 7},
+            tags=["revbridge", "renewals"],
+            description="Contracts renewing in 7 days get their invoice, once.",
         ),
     ]
 
