@@ -13,6 +13,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from revbridge.config_sections import CustomerSyncConfig, ReconciliationConfig
 from revbridge.text import name_key
 
 DEFAULT_FREE_MAIL_DOMAINS = (
@@ -145,10 +146,8 @@ class RevbridgeConfig(_Section):
     matching: MatchingConfig = Field(default_factory=MatchingConfig)
     slack: SlackConfig
     post_closed_stage: str = "Closed Won - Paid"
-    field_owners: dict[str, Literal["salesforce", "quickbooks"]] = Field(
-        default_factory=dict,
-        description="customer sync (later): QuickBooks Customer field → the system that owns it",
-    )
+    reconciliation: ReconciliationConfig = Field(default_factory=ReconciliationConfig)
+    customer_sync: CustomerSyncConfig = Field(default_factory=CustomerSyncConfig)
 
     @model_validator(mode="after")
     def _consistent(self) -> RevbridgeConfig:

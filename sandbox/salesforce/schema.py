@@ -460,6 +460,9 @@ ORGANIZATION = _object(
     deletable=False,
 )
 
+PAYMENT_TERMS = ("Net 15", "Net 30", "Net 60", "Due on receipt")
+
+
 ACCOUNT = _object(
     "Account",
     "Account",
@@ -474,6 +477,8 @@ ACCOUNT = _object(
         *_address("Shipping", "Shipping"),
         textarea("Description", "Account Description"),
         _f("Billing_Email__c", "Billing Email", "email", length=80),
+        picklist("Payment_Terms__c", "Payment Terms", PAYMENT_TERMS, restricted=True),
+        checkbox("Tax_Exempt__c", "Tax Exempt"),
         text("QB_Customer_Id__c", "QuickBooks Customer Id", 64, external_id=True),
         text("External_Id__c", "External Id", 64, external_id=True, unique=True),
     ],
@@ -564,7 +569,6 @@ PRICEBOOK_ENTRY = _object(
 
 OPPORTUNITY_STAGES = tuple(STAGE_PROBABILITY)
 SYNC_STATUSES = ("Pending", "Awaiting Approval", "Invoiced", "Rejected", "Needs Review", "Error")
-PAYMENT_TERMS = ("Net 15", "Net 30", "Net 60", "Due on receipt")
 
 OPPORTUNITY = _object(
     "Opportunity",

@@ -63,7 +63,7 @@ def test_defaults() -> None:
     assert config.matching.suffix == " (Customer)"
     assert "gmail.com" in config.matching.free_mail_domains
     assert config.post_closed_stage == "Closed Won - Paid"
-    assert config.field_owners == {}
+    assert config.customer_sync.fields["payment_terms"] == "quickbooks"
 
 
 def test_unknown_field_names_its_path() -> None:
