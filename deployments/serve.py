@@ -3,7 +3,8 @@
 The Closed Won flow polls on an interval; the approval flow has no schedule: the Closed Won flow
 starts one run of it per big deal, and the runner here executes it (and resumes it when finance
 decides in the UI). Payments sync on every ``revbridge.qbo.change`` event the webhook receiver
-emits, with a CDC sweep every 15 minutes as the backstop; aging and renewals run daily.
+emits, with a CDC sweep every 15 minutes as the backstop; aging and renewals run daily, customer
+sync hourly, the cleanse audit weekly and the reconciliation monthly.
 ``prefect.yaml`` declares the same deployments for work pools.
 """
 
@@ -19,7 +20,9 @@ from prefect.events import DeploymentEventTrigger
 from flows.aging import receivables_aging
 from flows.approval import invoice_approval
 from flows.closed_won import closed_won_to_invoice
+from flows.customer_sync import customer_cleanse_audit, customer_sync
 from flows.payments import sync_payments
+from flows.reconcile import monthly_reconciliation
 from flows.renewals import contract_renewals
 
 POLL_INTERVAL = timedelta(minutes=5)
@@ -84,6 +87,27 @@ def deployments(config_path: str, poll_every: timedelta = POLL_INTERVAL) -> list
             parameters={**config, "days_ahead": 7},
             tags=["revbridge", "renewals"],
             description="Contracts renewing in 7 days get their invoice, once.",
+        ),
+        monthly_reconciliation.to_deployment(
+            name="monthly",
+            cron="0 6 2 * *",
+            parameters=config,
+            tags=["revbridge", "reconciliation"],
+            description="Last month: Salesforce Closed Won against QuickBooks invoiced, explained.",
+        ),
+        customer_sync.to_deployment(
+            name="hourly",
+            cron="15 * * * *",
+            parameters={**config, "dry_run": False},
+            tags=["revbridge", "customers"],
+            description="Customer fields from the system that owns each; conflicts reported.",
+        ),
+        customer_cleanse_audit.to_deployment(
+            name="weekly",
+            cron="0 7 * * 1",
+            parameters=config,
+            tags=["revbridge", "customers"],
+            description="Duplicates within and across Salesforce and QuickBooks.",
         ),
     ]
 
