@@ -18,7 +18,7 @@ from revbridge.batch import EntityDraft
 from revbridge.config import RealmConfig, RevbridgeConfig
 from revbridge.invoices import InvoiceError, build_invoice
 from revbridge.matching import CustomerMatch, match_accounts, new_customer_payload
-from revbridge.models import Opportunity, Problem
+from revbridge.models import Account, Opportunity, Problem
 from revbridge.report import AuditRow
 from revbridge.writeback import SyncOutcome
 from tasks.quickbooks import create_in_batches, find_marked_invoices, load_realm_reference
@@ -90,7 +90,8 @@ def invoice_deals(
         return result
     reference = load_realm_reference(connection)
     existing = _find_existing(connection, opps)
-    matches = _match(opps, reference, config, realm_cfg)
+    pairs = [(o.account, o.currency or realm_cfg.currency) for o in opps if o.account is not None]
+    matches = match_in_realm(pairs, reference, config)
     customer_ids = _create_customers(realm, connection, opps, matches, result, dry_run)
     items = {i["Name"]: str(i["Id"]) for i in reference.get("Item", []) if i.get("Active", True)}
     terms = {t["Name"]: str(t["Id"]) for t in reference.get("Term", []) if t.get("Active", True)}
@@ -181,28 +182,26 @@ def _find_existing(
     return {opp_id: inv for opp_id, inv in found.items() if opp_id in wanted}
 
 
-def _match(
-    opps: Sequence[Opportunity],
+def match_in_realm(
+    accounts: Sequence[tuple[Account, str]],
     reference: dict[str, list[dict[str, Any]]],
     config: RevbridgeConfig,
-    realm_cfg: RealmConfig,
 ) -> dict[str, CustomerMatch]:
-    """Match every deal's account, one currency at a time (a customer billed in another currency
-    is never reused)."""
+    """Match ``(account, billing currency)`` pairs against a realm's customers, one currency at
+    a time (a customer billed in another currency is never reused), with vendor and employee
+    names reserved. Keyed by Account Id. The Closed Won and renewal flows share it."""
     taken = [
         str(r.get("DisplayName") or "")
         for r in reference.get("Vendor", []) + reference.get("Employee", [])
     ]
-    by_currency: dict[str, list[Opportunity]] = {}
-    for opp in opps:
-        if opp.account is not None:
-            by_currency.setdefault(opp.currency or realm_cfg.currency, []).append(opp)
+    by_currency: dict[str, list[Account]] = {}
+    for account, currency in accounts:
+        by_currency.setdefault(currency, []).append(account)
     matches: dict[str, CustomerMatch] = {}
     for currency, group in by_currency.items():
-        accounts = [o.account for o in group if o.account is not None]
         matches.update(
             match_accounts(
-                accounts, reference.get("Customer", []), taken, config.matching, currency=currency
+                group, reference.get("Customer", []), taken, config.matching, currency=currency
             )
         )
     return matches

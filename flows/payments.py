@@ -45,7 +45,8 @@ from revbridge.payments import (
     unapplied_news,
 )
 from tasks.audit import publish_audit
-from tasks.payments import notify_owner, read_by_ids, read_changes
+from tasks.notify import notify_owners
+from tasks.payments import read_by_ids, read_changes
 from tasks.salesforce import query_records, update_records
 from tasks.slack import post_message
 from tasks.state import read_state, write_state
@@ -287,22 +288,15 @@ def _write_back(
 
 
 def _notify(slack: SlackConnection, config: RevbridgeConfig, changes: list[PaymentChange]) -> None:
-    logger = get_run_logger()
-    for change in changes:
-        opp = change.opportunity
-        who = opp.owner_name or opp.owner_email or "owner unknown"
-        try:
-            notify_owner(
-                slack,
-                opp.owner_email,
-                opp.owner_name,
-                owner_message(change),
-                owner_message(change, mention=f"({who})"),
-                config.slack.alerts_channel,
-            )
-        except Exception:
-            # the status is written: a lost notice must not fail the write-back or repeat it
-            logger.exception("could not tell %s about %s", who, opp.id)
+    """Tell each owner (a DM, or named in the alerts channel). The status is already written: a
+    lost notice is logged by the task and neither fails the run nor repeats the write-back."""
+    if not changes:
+        return
+    messages = [
+        (change.opportunity.owner_email, change.opportunity.owner_name, owner_message(change))
+        for change in changes
+    ]
+    notify_owners(slack, messages, config.slack.alerts_channel)
 
 
 def _report(slack: SlackConnection, channel: str, rows: list[PaymentRow]) -> None:

@@ -25,10 +25,11 @@ from prefect.states import Completed, Failed, State
 from blocks.quickbooks import QuickBooksConnection
 from blocks.salesforce import SalesforceCredentials
 from blocks.slack import SlackConnection
+from flows.invoicing import match_in_realm
 from revbridge.batch import EntityDraft, chunk
 from revbridge.config import RealmConfig, RevbridgeConfig, load_config
 from revbridge.invoices import InvoiceError
-from revbridge.matching import CustomerMatch, match_accounts, new_customer_payload
+from revbridge.matching import CustomerMatch, new_customer_payload
 from revbridge.models import Problem
 from revbridge.renewals import (
     MAX_IDS,
@@ -242,7 +243,8 @@ def _invoice(
         return
 
     reference = load_realm_reference(connection)
-    matches = _match(todo, reference, config, realm_cfg)
+    pairs = [(c.account, c.currency or realm_cfg.currency) for c in todo if c.account is not None]
+    matches = match_in_realm(pairs, reference, config)
     customer_ids = _customers(realm, connection, todo, matches, run)
     items = {i["Name"]: str(i["Id"]) for i in reference.get("Item", []) if i.get("Active", True)}
     drafts: list[tuple[RenewalContract, RenewalDraft, CustomerMatch]] = []
@@ -287,31 +289,6 @@ def _invoice(
                 draft=draft,
                 reason=f"QuickBooks refused the invoice: {answer.message}{retry}",
             )
-
-
-def _match(
-    contracts: Sequence[RenewalContract],
-    reference: dict[str, list[dict[str, Any]]],
-    config: RevbridgeConfig,
-    realm_cfg: RealmConfig,
-) -> dict[str, CustomerMatch]:
-    """Match each contract's account, one currency at a time (as the Closed Won flow does)."""
-    taken = [
-        str(r.get("DisplayName") or "")
-        for r in reference.get("Vendor", []) + reference.get("Employee", [])
-    ]
-    by_currency: dict[str, list[RenewalContract]] = {}
-    for contract in contracts:
-        by_currency.setdefault(contract.currency or realm_cfg.currency, []).append(contract)
-    matches: dict[str, CustomerMatch] = {}
-    for currency, group in by_currency.items():
-        accounts = [c.account for c in group if c.account is not None]
-        matches.update(
-            match_accounts(
-                accounts, reference.get("Customer", []), taken, config.matching, currency=currency
-            )
-        )
-    return matches
 
 
 def _customers(

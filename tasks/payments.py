@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Any
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
-from slack_sdk.errors import SlackApiError
 
 from revbridge.payments import (
     CDC_ENTITIES,
@@ -25,7 +24,6 @@ from tasks.quickbooks import qbo_call, qbo_query
 
 if TYPE_CHECKING:
     from blocks.quickbooks import QuickBooksConnection
-    from blocks.slack import SlackConnection
 
 MAX_PAGES = 20  # per entity, when a realm changed more than 1,000 objects since the watermark
 
@@ -104,35 +102,3 @@ def read_by_ids(
         part = ", ".join(quote(x) for x in unique[i : i + MAX_IDS])
         rows += qbo_query(connection, f"SELECT * FROM {entity} WHERE Id IN ({part})")
     return rows
-
-
-@task(
-    retries=3,
-    retry_delay_seconds=[2, 10, 30],
-    retry_condition_fn=retry_if_transient,
-    cache_policy=NO_CACHE,
-)
-def notify_owner(
-    slack: SlackConnection,
-    email: str | None,
-    owner_name: str | None,
-    dm_text: str,
-    channel_text: str,
-    fallback_channel: str,
-) -> dict[str, str]:
-    """Tell a deal's owner: ``dm_text`` in a DM when Slack knows the email, else
-    ``channel_text`` (which names them) in the alerts channel."""
-    client = slack.get_client()
-    user_id = None
-    if email:
-        try:
-            user_id = str(client.users_lookupByEmail(email=email)["user"]["id"])
-        except SlackApiError as exc:
-            if exc.response.get("error") != "users_not_found":
-                raise
-    if user_id:
-        response = client.chat_postMessage(channel=user_id, text=dm_text)
-    else:
-        response = client.chat_postMessage(channel=fallback_channel, text=channel_text)
-    get_run_logger().info("Slack: told %s (%s)", owner_name or email, response["channel"])
-    return {"channel": str(response["channel"]), "ts": str(response["ts"])}
