@@ -29,7 +29,7 @@ from typing import Any
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
-STATE = ROOT / ".demo"
+STATE = Path(os.environ.get("REVBRIDGE_DEMO_DIR") or ROOT / ".demo")
 APPROVER = "priya.nair@acme-analytics.example"
 
 

@@ -16,7 +16,7 @@ from flows.customer_sync import STATE_VARIABLE, customer_cleanse_audit, customer
 from revbridge.config_sections import CustomerSyncConfig
 from sandbox.core.server import Sandbox
 from sandbox.demo_company import build
-from tests.flows.conftest import calls, slack_messages
+from tests.flows.conftest import calls, inject, slack_messages
 
 
 def wayne(blocks: SandboxBlocks) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -124,3 +124,22 @@ def test_cleanse_audit_lists_duplicates_and_look_alikes(
     assert ("look-alike", "Initech / Initech LLC") in names
     assert ("look-alike", "Initech / Initech Holdings LLC") in names
     assert (tmp_path / "cleanse-audit.csv").read_text().startswith("kind,realm,records")
+
+
+def test_quickbooks_faults_during_sync_are_retried_and_write_once(
+    clean_state: Sandbox, blocks: SandboxBlocks
+) -> None:
+    fresh = clean_state
+    assert customer_sync(return_state=True).is_completed()  # first sync: both sides agree
+    account, customer = wayne(blocks)
+    blocks.salesforce.get_client().Account.update(account["Id"], {"BillingCity": "Bludhaven"})
+    # the update is refused twice (503), then its connection drops after QuickBooks wrote it
+    inject(fresh, "quickbooks", method="POST", path=r"/customer$", count=2, status=503)
+    inject(fresh, "quickbooks", method="POST", path=r"/customer$", drop_after_write=True)
+    state = customer_sync(return_state=True)
+    assert state.is_completed(), state.message
+    _, updated = wayne(blocks)
+    assert updated["BillAddr"]["City"] == "Bludhaven"
+    # one write landed: the retry after the drop replayed it by requestid
+    assert int(updated["SyncToken"]) == int(customer["SyncToken"]) + 1
+    assert customer_sync(return_state=True).result()["changes"] == []
