@@ -226,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
         serve_in_background(args.config, poll_minutes=1)
         time.sleep(3)
         print("running Closed Won → QuickBooks invoices…", flush=True)
-        run = run_deployment("closed-won-to-invoice/poll", timeout=300, poll_interval=2)
+        run: Any = run_deployment("closed-won-to-invoice/poll", timeout=300, poll_interval=2)
         print(
             f"flow run {run.name}: {run.state.name if run.state else '?'} "
             f"({run.state.message if run.state else ''})"

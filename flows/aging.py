@@ -19,6 +19,7 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.states import Completed, Failed, State
 
+from blocks.loading import load_block
 from blocks.quickbooks import QuickBooksConnection
 from blocks.salesforce import SalesforceCredentials
 from blocks.slack import SlackConnection
@@ -58,14 +59,14 @@ def receivables_aging(as_of: date | None = None, config_path: str = DEFAULT_CONF
     logger = get_run_logger()
     today = as_of or datetime.now(UTC).date()
     config = load_config(config_path)
-    salesforce = SalesforceCredentials.load(config.salesforce_block)
-    slack = SlackConnection.load(config.slack.block)
+    salesforce = load_block(SalesforceCredentials, config.salesforce_block)
+    slack = load_block(SlackConnection, config.slack.block)
     errors: list[str] = []
 
     invoices: list[OpenInvoice] = []
     scanned: list[str] = []
     for name, realm_cfg in config.realms.items():
-        connection = QuickBooksConnection.load(realm_cfg.connection_block)
+        connection = load_block(QuickBooksConnection, realm_cfg.connection_block)
         try:
             rows = open_invoices(connection)
         except TransientError as exc:  # the other realms still age; this one is left as stored

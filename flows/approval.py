@@ -21,6 +21,7 @@ from prefect.runtime import flow_run as runtime_flow_run
 from prefect.states import Completed, Failed, State
 from pydantic import Field
 
+from blocks.loading import load_block
 from blocks.quickbooks import QuickBooksConnection
 from blocks.salesforce import SalesforceCredentials
 from blocks.slack import SlackConnection
@@ -52,8 +53,8 @@ def invoice_approval(
 ) -> State[Any]:
     logger = get_run_logger()
     config = load_config(config_path)
-    salesforce = SalesforceCredentials.load(config.salesforce_block)
-    slack = SlackConnection.load(config.slack.block)
+    salesforce = load_block(SalesforceCredentials, config.salesforce_block)
+    slack = load_block(SlackConnection, config.slack.block)
     records = query_records(salesforce, closed_won_query(ids=[opportunity_id]))
     if not records:
         return Failed(message=f"{opportunity_id} is not a Closed Won Opportunity any more")
@@ -118,7 +119,7 @@ def invoice_approval(
 
     assert realm_name is not None
     realm_cfg = config.realm(realm_name)
-    connection = QuickBooksConnection.load(realm_cfg.connection_block)
+    connection = load_block(QuickBooksConnection, realm_cfg.connection_block)
     approval = SyncOutcome(
         opportunity_id=opp.id, status="Invoiced", approved_by=who, approved_at=now
     )
@@ -168,7 +169,7 @@ def announce(
     slack: SlackConnection, config: RevbridgeConfig, opp: Opportunity, amount: str
 ) -> dict[str, str]:
     """Ask finance once per approval run (cached: the resumed run does not ask again)."""
-    owner = opp.owner.name if opp.owner else "unknown owner"
+    owner = (opp.owner.name if opp.owner else None) or "unknown owner"
     customer = opp.account.name if opp.account else "?"
     text = (
         f":hourglass_flowing_sand: *Approval needed*: {escape_slack(opp.name)} — "

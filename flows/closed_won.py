@@ -17,13 +17,14 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.states import Completed, Failed, State
 
+from blocks.loading import load_block
 from blocks.quickbooks import QuickBooksConnection
 from blocks.salesforce import SalesforceCredentials
 from blocks.slack import SlackConnection
 from flows.invoicing import RealmResult, invoice_deals
 from revbridge.config import RevbridgeConfig, load_config
 from revbridge.models import Opportunity, Problem
-from revbridge.plan import RunPlan, plan_run
+from revbridge.plan import Invalid, RunPlan, plan_run
 from revbridge.report import AuditRow, markdown_table, slack_summary
 from revbridge.soql import MAX_IDS, DateRange, closed_won_query
 from revbridge.watermark import Watermark, advance
@@ -53,8 +54,8 @@ def closed_won_to_invoice(
     logger = get_run_logger()
     started = datetime.now(UTC)
     config = load_config(config_path)
-    salesforce = SalesforceCredentials.load(config.salesforce_block)
-    slack = SlackConnection.load(config.slack.block)
+    salesforce = load_block(SalesforceCredentials, config.salesforce_block)
+    slack = load_block(SlackConnection, config.slack.block)
 
     polling = not opportunity_ids and closed_from is None and closed_to is None
     state = (read_state(STATE_VARIABLE) or {}) if polling else {}
@@ -71,7 +72,7 @@ def closed_won_to_invoice(
     realms: list[RealmResult] = []
     for name, realm_plan in plan.realms.items():
         realm_cfg = config.realm(name)
-        connection = QuickBooksConnection.load(realm_cfg.connection_block)
+        connection = load_block(QuickBooksConnection, realm_cfg.connection_block)
         result = invoice_deals(
             name, realm_cfg, config, connection, realm_plan.ready, started.date(), dry_run=dry_run
         )
@@ -157,29 +158,17 @@ def _query(
     return closed_won_query(since=since, until=started)
 
 
-class _Unreadable:
-    """A record the model refused: reported like an invalid deal."""
-
-    def __init__(self, record: dict[str, Any], error: Exception) -> None:
-        self.opportunity = Opportunity(id=str(record.get("Id")), name=str(record.get("Name")))
-        self.problems = (
-            Problem(
-                record_id=self.opportunity.id,
-                field="record",
-                reason=f"could not read the record: {error}",
-            ),
-        )
-        self.reason = self.problems[0].reason
-
-
-def _parse(records: list[dict[str, Any]]) -> tuple[list[Opportunity], list[_Unreadable]]:
+def _parse(records: list[dict[str, Any]]) -> tuple[list[Opportunity], list[Invalid]]:
+    """The records as Opportunities; one the model refuses is reported like an invalid deal."""
     opps: list[Opportunity] = []
-    unreadable: list[_Unreadable] = []
+    unreadable: list[Invalid] = []
     for record in records:
         try:
             opps.append(Opportunity.from_record(record))
         except (ValueError, TypeError, KeyError) as exc:
-            unreadable.append(_Unreadable(record, exc))
+            opp = Opportunity(id=str(record.get("Id")), name=str(record.get("Name")))
+            problem = Problem(record_id=opp.id, field="record", reason=f"unreadable: {exc}")
+            unreadable.append(Invalid(opportunity=opp, problems=(problem,)))
     return opps, unreadable
 
 

@@ -25,6 +25,7 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.states import Completed, Failed, State
 
+from blocks.loading import load_block
 from blocks.quickbooks import QuickBooksConnection
 from blocks.salesforce import SalesforceCredentials
 from blocks.slack import SlackConnection
@@ -62,7 +63,7 @@ def customer_sync(dry_run: bool = False, config_path: str = DEFAULT_CONFIG) -> S
     logger = get_run_logger()
     config = load_config(config_path)
     owners = dict(customer_sync_settings(config).fields)
-    salesforce = SalesforceCredentials.load(config.salesforce_block)
+    salesforce = load_block(SalesforceCredentials, config.salesforce_block)
     available = account_fields(salesforce)
     skipped = salesforce_fields(owners, available)
     for field in skipped:
@@ -111,7 +112,7 @@ def customer_cleanse_audit(
     look-alikes across the systems: a table artifact and a CSV."""
     config = load_config(config_path)
     settings = customer_sync_settings(config)
-    salesforce = SalesforceCredentials.load(config.salesforce_block)
+    salesforce = load_block(SalesforceCredentials, config.salesforce_block)
     accounts, pairs, references = _read(config, salesforce, list(BASE_COLUMNS), None)
     customers = {realm: ref.get("Customer", []) for realm, ref in references.items()}
     found = cleanse_audit(
@@ -157,7 +158,7 @@ def _read(
     )
     realm_of = {r.realm_id: name for name, r in config.realms.items()}
     references = {
-        name: load_realm_reference(QuickBooksConnection.load(realm.connection_block))
+        name: load_realm_reference(load_block(QuickBooksConnection, realm.connection_block))
         for name, realm in config.realms.items()
     }
     deal_links = [
@@ -196,7 +197,7 @@ def _apply(
             patches[change.customer_id] = (token, {**current, **fields})
             keys[change.customer_id] = change.pair
         if patches:
-            connection = QuickBooksConnection.load(realm_cfg.connection_block)
+            connection = load_block(QuickBooksConnection, realm_cfg.connection_block)
             for customer_id, error in update_customers(connection, patches).items():
                 failed.add(keys[customer_id])
                 errors.append(f"QuickBooks customer {customer_id}: {error}")
@@ -255,7 +256,7 @@ def _report(
         text += [f"• conflict: {escape_slack(d.name)} {d.field}" for d in conflicts[:5]]
         text += [f"• error: {escape_slack(e)}" for e in errors[:5]]
         post_message(
-            SlackConnection.load(config.slack.block),
+            load_block(SlackConnection, config.slack.block),
             "\n".join(text),
             channel=config.slack.alerts_channel,
         )

@@ -16,11 +16,12 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.states import Completed, Failed, State
 
+from blocks.loading import load_block
 from blocks.quickbooks import QuickBooksConnection
 from blocks.salesforce import SalesforceCredentials
 from blocks.slack import SlackConnection
@@ -82,8 +83,8 @@ def sync_payments(
     if by_ids and len(names) != 1:
         return Failed(message="invoice/payment/credit memo Ids need a realm")
     # Block.load is sync-compatible: typed as possibly a coroutine, a block in a sync flow
-    salesforce = cast(SalesforceCredentials, SalesforceCredentials.load(config.salesforce_block))
-    slack = cast(SlackConnection, SlackConnection.load(config.slack.block))
+    salesforce = load_block(SalesforceCredentials, config.salesforce_block)
+    slack = load_block(SlackConnection, config.slack.block)
     polling = not by_ids and changed_since is None
     state = (read_state(STATE_VARIABLE) or {}) if polling else {}
 
@@ -93,9 +94,7 @@ def sync_payments(
     ends: dict[str, dict[str, Any]] = {}
     for name in names:
         realm_cfg = config.realm(name)
-        connection = cast(
-            QuickBooksConnection, QuickBooksConnection.load(realm_cfg.connection_block)
-        )
+        connection = load_block(QuickBooksConnection, realm_cfg.connection_block)
         try:
             if by_ids:
                 invoices, payments = _read_named(

@@ -18,6 +18,7 @@ import pandas as pd
 from prefect import flow, get_run_logger
 from prefect.states import Completed, State
 
+from blocks.loading import load_block
 from blocks.quickbooks import QuickBooksConnection
 from blocks.salesforce import SalesforceCredentials
 from blocks.slack import SlackConnection
@@ -62,7 +63,7 @@ def monthly_reconciliation(
     first, last = parse_month(month)
     config = load_config(config_path)
     settings = reconciliation_settings(config)
-    salesforce = SalesforceCredentials.load(config.salesforce_block)
+    salesforce = load_block(SalesforceCredentials, config.salesforce_block)
     won_stages = ("Closed Won", config.post_closed_stage)
 
     records = query_records(salesforce, won_deals_query(first, last, won_stages))
@@ -74,7 +75,7 @@ def monthly_reconciliation(
     applications: list[pd.DataFrame] = []
     for name, realm_cfg in config.realms.items():
         named = deals.loc[deals["realm"] == name, "qb_invoice_id"].dropna().tolist()
-        connection = QuickBooksConnection.load(realm_cfg.connection_block)
+        connection = load_block(QuickBooksConnection, realm_cfg.connection_block)
         ledger = read_ledger(connection, first, last, named)
         invoices.append(invoices_frame(name, ledger["Invoice"]))
         applications.append(applications_frame(name, ledger["Payment"], ledger["CreditMemo"]))
@@ -100,7 +101,7 @@ def monthly_reconciliation(
         markdown_report(result, chart, csv_path),
         description=f"Closed Won vs QuickBooks invoiced, {month}",
     )
-    slack = SlackConnection.load(config.slack.block)
+    slack = load_block(SlackConnection, config.slack.block)
     channel = settings.slack_channel or config.slack.alerts_channel
     post_message(slack, slack_text(result, csv_path), channel=channel)
     counts = reason_counts(result)

@@ -22,6 +22,7 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.states import Completed, Failed, State
 
+from blocks.loading import load_block
 from blocks.quickbooks import QuickBooksConnection
 from blocks.salesforce import SalesforceCredentials
 from blocks.slack import SlackConnection
@@ -118,8 +119,8 @@ def contract_renewals(
     today = as_of or datetime.now(UTC).date()
     renewal = target_renewal(today, days_ahead)
     config = load_config(config_path)
-    salesforce = SalesforceCredentials.load(config.salesforce_block)
-    slack = SlackConnection.load(config.slack.block)
+    salesforce = load_block(SalesforceCredentials, config.salesforce_block)
+    slack = load_block(SlackConnection, config.slack.block)
     run = _Run()
 
     contracts = [
@@ -151,7 +152,7 @@ def contract_renewals(
             else:
                 ready.append(contract)
         if ready:
-            connection = QuickBooksConnection.load(realm_cfg.connection_block)
+            connection = load_block(QuickBooksConnection, realm_cfg.connection_block)
             _invoice(name, realm_cfg, config, connection, ready, today, renewal, run)
 
     if run.updates:

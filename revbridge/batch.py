@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
@@ -25,7 +25,8 @@ T = TypeVar("T")
 class Creatable(Protocol):
     """A draft that becomes one ``create`` in a batch (`revbridge.invoices.InvoiceDraft`)."""
 
-    entity: ClassVar[str]
+    @property
+    def entity(self) -> str: ...
 
     @property
     def record_id(self) -> str: ...

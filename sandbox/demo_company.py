@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
 from functools import cache
+from typing import Any
 
 _CHECKSUM_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
 _BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
@@ -339,7 +340,7 @@ PRODUCTS = (
 )
 
 # (key, name, domain, street, city, state, postal, country, phone, contact, owner, realm)
-_ACCOUNTS: tuple[tuple[str, ...], ...] = (
+_ACCOUNTS: tuple[tuple[Any, ...], ...] = (
     (
         "globex",
         "Globex Corporation",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from prefect.client.schemas.objects import FlowRun
 from prefect.deployments import run_deployment
 
 from revbridge.approval import approval_key
@@ -26,7 +27,7 @@ def request_approvals(
     for opp in opps:
         amount = f"{opp.amount:.2f}" if opp.amount is not None else "0"
         try:
-            run = run_deployment(
+            run: FlowRun = run_deployment(  # type: ignore[assignment]  # sync_compatible
                 APPROVAL_DEPLOYMENT,
                 parameters={
                     "opportunity_id": opp.id,

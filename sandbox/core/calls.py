@@ -31,7 +31,7 @@ class CallLog:
     def snapshot(self) -> dict[str, Any]:
         """The body of ``GET /_sandbox/calls``."""
         with self._lock:
-            rows = [
+            rows: list[dict[str, Any]] = [
                 {"method": m, "endpoint": e, "tenant": t, "count": n}
                 for (m, e, t), n in sorted(self._counts.items(), key=lambda kv: str(kv[0]))
             ]

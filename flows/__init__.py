@@ -1,0 +1,1 @@
+"""Prefect flows: one module per integration, each reading like its step list."""
