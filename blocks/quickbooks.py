@@ -66,6 +66,12 @@ class QuickBooksReauthorizationRequired(QuickBooksAuthError):
     re-authorize the app for this company."""
 
 
+# A refresh takes about a second. A holder that dies mid-refresh frees the lock when its lease
+# ends, so keep the lease short; a waiter gives up (loudly) well after that.
+TOKEN_LOCK_LEASE_SECONDS = 60
+TOKEN_LOCK_WAIT_SECONDS = 150
+
+
 def token_lock_name(realm_id: str) -> str:
     """The Prefect global concurrency limit that serializes token refreshes of one realm."""
     return f"qbo-token-{realm_id}"
@@ -208,12 +214,26 @@ class QuickBooksConnection(Block):
     def _token_lock(self) -> Iterator[None]:
         with _realm_lock(self.realm_id):
             shared = (
-                concurrency(token_lock_name(self.realm_id), occupy=1, strict=False)
+                concurrency(
+                    token_lock_name(self.realm_id),
+                    occupy=1,
+                    strict=False,
+                    timeout_seconds=TOKEN_LOCK_WAIT_SECONDS,
+                    lease_duration=TOKEN_LOCK_LEASE_SECONDS,
+                )
                 if self._block_document_name is not None
                 else nullcontext()
             )
-            with shared:
-                yield
+            try:
+                with shared:
+                    yield
+            except TimeoutError as exc:
+                raise TimeoutError(
+                    f"QuickBooks realm {self.realm_id}: another process has held the token "
+                    f"lock {token_lock_name(self.realm_id)!r} for over "
+                    f"{TOKEN_LOCK_WAIT_SECONDS} s; try again (a crashed holder's lease ends "
+                    f"within {TOKEN_LOCK_LEASE_SECONDS} s)"
+                ) from exc
 
     def _adopt_saved_token(self) -> None:
         """Take the refresh token another process may have rotated and saved meanwhile."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -12,8 +13,10 @@ import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterTags
 from prefect.client.schemas.sorting import FlowRunSort
+from prefect.exceptions import ObjectNotFound
 from prefect.variables import Variable
 
+from blocks.quickbooks import token_lock_name
 from blocks.sandbox import SandboxBlocks, blocks_from_info, save_all
 from flows.closed_won import STATE_VARIABLE
 from sandbox.core.server import Sandbox
@@ -44,7 +47,13 @@ def fresh(sandbox: Sandbox, approval_deployment: str) -> Iterator[Sandbox]:
     for service in sandbox.services.values():
         service.seed("demo")
     Variable.unset(STATE_VARIABLE)
-    save_all(blocks_from_info(sandbox.info()))
+    blocks = blocks_from_info(sandbox.info())
+    with get_client(sync_client=True) as client:
+        # a token lock slot held by a process an earlier test stopped is not this test's
+        for connection in blocks.quickbooks.values():
+            with contextlib.suppress(ObjectNotFound):
+                client.delete_global_concurrency_limit_by_name(token_lock_name(connection.realm_id))
+    save_all(blocks)
     with get_client(sync_client=True) as client:
         for run in client.read_flow_runs(
             flow_run_filter=FlowRunFilter(tags=FlowRunFilterTags(all_=[APPROVAL_TAG])),
