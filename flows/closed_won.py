@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -24,8 +25,8 @@ from blocks.slack import SlackConnection
 from flows.invoicing import RealmResult, invoice_deals
 from revbridge.config import RevbridgeConfig, load_config
 from revbridge.models import Opportunity, Problem
-from revbridge.plan import Invalid, RunPlan, plan_run
-from revbridge.report import AuditRow, markdown_table, slack_summary
+from revbridge.plan import Invalid, RunPlan, Skipped, plan_run
+from revbridge.report import AuditRow, escape_slack, markdown_table, slack_summary
 from revbridge.soql import MAX_IDS, DateRange, closed_won_query
 from revbridge.watermark import Watermark, advance
 from revbridge.writeback import SyncOutcome, opportunity_updates
@@ -72,23 +73,30 @@ def closed_won_to_invoice(
     realms: list[RealmResult] = []
     for name, realm_plan in plan.realms.items():
         realm_cfg = config.realm(name)
-        connection = load_block(QuickBooksConnection, realm_cfg.connection_block)
-        result = invoice_deals(
-            name, realm_cfg, config, connection, realm_plan.ready, started.date(), dry_run=dry_run
-        )
-        for invalid in realm_plan.problems:
-            outcome = SyncOutcome.from_problems(invalid.opportunity.id, invalid.problems)
-            result.add(
-                invalid.opportunity,
-                outcome,
-                realm=name,
-                row_outcome="Needs Review",
-                reason=invalid.reason,
+        try:
+            connection = load_block(QuickBooksConnection, realm_cfg.connection_block)
+            result = invoice_deals(
+                name,
+                realm_cfg,
+                config,
+                connection,
+                realm_plan.ready,
+                started.date(),
+                dry_run=dry_run,
             )
-        for skipped in realm_plan.skipped:
-            result.add(
-                skipped.opportunity, None, realm=name, row_outcome="Skipped", reason=skipped.reason
-            )
+        except Exception as exc:  # this realm is down: report its deals, go on with the others
+            logger.exception("realm %s failed", name)
+            result = RealmResult(realm=name)
+            for opp in realm_plan.ready:
+                result.add(
+                    opp,
+                    None,
+                    realm=name,
+                    row_outcome="Error",
+                    settled=False,
+                    reason=f"QuickBooks realm {name} failed: {exc}",
+                )
+        _add_problems(result, name, realm_plan.problems, realm_plan.skipped)
         if realm_plan.approval and not dry_run:
             for opp, outcome in request_approvals(list(realm_plan.approval), config_path):
                 result.add(
@@ -101,26 +109,18 @@ def closed_won_to_invoice(
                 )
         realms.append(result)
     extra = RealmResult(realm="")
-    for invalid in (*plan.unroutable, *unreadable):
-        outcome = SyncOutcome.from_problems(invalid.opportunity.id, invalid.problems)
-        extra.add(
-            invalid.opportunity,
-            outcome,
-            realm="",
-            row_outcome="Needs Review",
-            reason=invalid.reason,
-        )
-    for skipped in plan.skipped:
-        extra.add(skipped.opportunity, None, realm="", row_outcome="Skipped", reason=skipped.reason)
+    _add_problems(extra, "", (*plan.unroutable, *unreadable), plan.skipped)
     realms.append(extra)
 
     rows = [row for r in realms for row in r.rows]
     errors = [e for r in realms for e in r.errors]
+    unwritten: set[str] = set()
     if not dry_run:
-        errors += _write_back(salesforce, config, realms, opps, started)
+        failed, unwritten = _write_back(salesforce, config, realms, opps, started)
+        errors += failed
     _report(slack, config.slack.alerts_channel, rows, errors, dry_run)
     if polling and not dry_run:
-        _advance(state, opps, realms, started)
+        _advance(state, opps, realms, started, unwritten)
 
     counts = {
         outcome: sum(1 for r in rows if r.outcome == outcome)
@@ -139,6 +139,18 @@ def closed_won_to_invoice(
             message=f"{len(errors)} deal(s) failed: " + "; ".join(errors[:5]), data=counts
         )
     return Completed(message=message, data=counts)
+
+
+def _add_problems(
+    result: RealmResult, realm: str, invalid: Sequence[Invalid], skipped: Sequence[Skipped]
+) -> None:
+    for deal in invalid:
+        outcome = SyncOutcome.from_problems(deal.opportunity.id, deal.problems)
+        result.add(
+            deal.opportunity, outcome, realm=realm, row_outcome="Needs Review", reason=deal.reason
+        )
+    for skip in skipped:
+        result.add(skip.opportunity, None, realm=realm, row_outcome="Skipped", reason=skip.reason)
 
 
 def _query(
@@ -178,9 +190,11 @@ def _write_back(
     realms: list[RealmResult],
     opps: list[Opportunity],
     now: datetime,
-) -> list[str]:
+) -> tuple[list[str], set[str]]:
     """Write each outcome to its Opportunity. A deal already parked as Needs Review is not
-    rewritten (that would bump its SystemModstamp and bring it back every run)."""
+    rewritten (that would bump its SystemModstamp and bring it back every run). Returns the
+    errors and the deals whose outcome did not reach Salesforce (the watermark stays before
+    them, so the next run finds their invoices by marker and writes them back)."""
     status = {o.id: o.qb_sync_status for o in opps}
     bodies: list[dict[str, Any]] = []
     for result in realms:
@@ -192,9 +206,16 @@ def _write_back(
         realm_id = config.realms[result.realm].realm_id if result.realm in config.realms else None
         bodies += opportunity_updates(outcomes, realm_id, now)
     if not bodies:
-        return []
-    failures = update_records(salesforce, bodies)
-    return [f"{f.opportunity_id}: write-back refused: {f.message}" for f in failures]
+        return [], set()
+    try:
+        failures = update_records(salesforce, bodies)
+    except Exception as exc:
+        sent = {str(r["Id"]) for body in bodies for r in body["records"]}
+        return [f"Salesforce write-back of {len(sent)} deals failed: {exc}"], sent
+    return (
+        [f"{f.opportunity_id}: write-back refused: {f.message}" for f in failures],
+        {f.opportunity_id for f in failures},
+    )
 
 
 def _report(
@@ -209,15 +230,24 @@ def _report(
     )
     acted = [r for r in rows if r.outcome != "Skipped"]
     if acted or errors:
-        post_message(slack, slack_summary(acted, title=title), channel=channel)
+        text = slack_summary(acted, title=title)
+        if errors:
+            listed = "\n".join(f"• {escape_slack(e[:300])}" for e in errors[:5])
+            more = f"\n• … and {len(errors) - 5} more" if len(errors) > 5 else ""
+            text += f"\n:x: *The run failed* ({len(errors)}):\n{listed}{more}"
+        post_message(slack, text, channel=channel)
 
 
 def _advance(
-    state: dict[str, Any], opps: list[Opportunity], realms: list[RealmResult], started: datetime
+    state: dict[str, Any],
+    opps: list[Opportunity],
+    realms: list[RealmResult],
+    started: datetime,
+    unwritten: set[str],
 ) -> None:
     """Move the watermark past settled deals only; remember the deals parked for review, so
     the next run looks at them again (a fix to their Account does not touch the Opportunity)."""
-    settled = {i for r in realms for i in r.settled}
+    settled = {i for r in realms for i in r.settled} - unwritten
     review = sorted(
         {row.opportunity_id for r in realms for row in r.rows if row.outcome == "Needs Review"}
     )

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from tasks.faults import retry_if_transient
+from tasks.faults import io_task_options
 from tasks.quickbooks import qbo_call
 
 if TYPE_CHECKING:
@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from blocks.salesforce import SalesforceCredentials
 
 
-@task(retries=2, retry_condition_fn=retry_if_transient, cache_policy=NO_CACHE)
+@task(**io_task_options(2, 10))
 def account_fields(credentials: SalesforceCredentials) -> list[str]:
     """The Account field names the org has (one describe call)."""
     described = credentials.get_client().restful("sobjects/Account/describe")

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import requests
+from prefect.cache_policies import NO_CACHE
 from quickbooks.exceptions import QuickbooksException
 from simple_salesforce.exceptions import SalesforceError
 from slack_sdk.errors import SlackApiError
@@ -49,3 +51,16 @@ def retry_if_transient(task: Any, task_run: Any, state: Any) -> bool:
     except Exception as exc:
         return is_transient(exc)
     return False
+
+
+def io_task_options(*delays: float) -> dict[str, Any]:
+    """Prefect task options for a task that talks to an API: one retry per delay (seconds),
+    only on a transient fault, never cached (its result depends on the outside world).
+    ``REVBRIDGE_RETRY_DELAY_SCALE`` shrinks the delays (the test suite sets it to 0.01)."""
+    scale = float(os.environ.get("REVBRIDGE_RETRY_DELAY_SCALE", "1"))
+    return {
+        "retries": len(delays),
+        "retry_delay_seconds": [d * scale for d in delays],
+        "retry_condition_fn": retry_if_transient,
+        "cache_policy": NO_CACHE,
+    }

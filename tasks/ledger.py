@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from tasks.faults import retry_if_transient
+from tasks.faults import io_task_options
 from tasks.quickbooks import qbo_query
 
 if TYPE_CHECKING:
@@ -19,12 +19,7 @@ if TYPE_CHECKING:
 IDS_PER_QUERY = 500  # keeps an `Id IN (...)` query short
 
 
-@task(
-    retries=3,
-    retry_delay_seconds=[2, 10, 30],
-    retry_condition_fn=retry_if_transient,
-    cache_policy=NO_CACHE,
-)
+@task(**io_task_options(2, 10, 30))
 def read_ledger(
     connection: QuickBooksConnection, first: date, last: date, invoice_ids: Sequence[str] = ()
 ) -> dict[str, list[dict[str, Any]]]:

@@ -8,7 +8,6 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from prefect import get_run_logger, task
-from prefect.cache_policies import NO_CACHE
 
 from revbridge.payments import (
     CDC_ENTITIES,
@@ -19,7 +18,7 @@ from revbridge.payments import (
     qbo_time,
 )
 from revbridge.soql import quote
-from tasks.faults import retry_if_transient
+from tasks.faults import io_task_options
 from tasks.quickbooks import qbo_call, qbo_query
 
 if TYPE_CHECKING:
@@ -37,12 +36,7 @@ def _cdc(
     return cdc_rows(answer), answered
 
 
-@task(
-    retries=3,
-    retry_delay_seconds=[2, 10, 30],
-    retry_condition_fn=retry_if_transient,
-    cache_policy=NO_CACHE,
-)
+@task(**io_task_options(2, 10, 30))
 def read_changes(
     connection: QuickBooksConnection, since: datetime
 ) -> tuple[dict[str, list[dict[str, Any]]], datetime]:
@@ -86,12 +80,7 @@ def read_changes(
     return {k: list(v.values()) for k, v in merged.items()}, min(ends)
 
 
-@task(
-    retries=3,
-    retry_delay_seconds=[2, 10, 30],
-    retry_condition_fn=retry_if_transient,
-    cache_policy=NO_CACHE,
-)
+@task(**io_task_options(2, 10, 30))
 def read_by_ids(
     connection: QuickBooksConnection, entity: str, ids: Sequence[str]
 ) -> list[dict[str, Any]]:

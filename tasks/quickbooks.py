@@ -12,7 +12,6 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from prefect import get_run_logger, task
-from prefect.cache_policies import NO_CACHE
 from quickbooks.exceptions import AuthorizationException
 
 from revbridge.batch import (
@@ -24,7 +23,7 @@ from revbridge.batch import (
     parse_batch_response,
 )
 from revbridge.invoices import opportunity_id_from_invoice
-from tasks.faults import TransientError, is_transient, retry_if_transient
+from tasks.faults import TransientError, io_task_options, is_transient
 from tasks.ratelimit import qbo_slot
 
 if TYPE_CHECKING:
@@ -101,12 +100,7 @@ def qbo_query(connection: QuickBooksConnection, statement: str) -> list[dict[str
         start += MAX_RESULTS
 
 
-@task(
-    retries=3,
-    retry_delay_seconds=[2, 10, 30],
-    retry_condition_fn=retry_if_transient,
-    cache_policy=NO_CACHE,
-)
+@task(**io_task_options(2, 10, 30))
 def load_realm_reference(connection: QuickBooksConnection) -> dict[str, list[dict[str, Any]]]:
     """Customers (active and inactive), vendor and employee names, items and terms of a realm, in
     one batch request of queries (more pages only when a realm has over 1,000 of one kind)."""
@@ -147,12 +141,7 @@ def load_realm_reference(connection: QuickBooksConnection) -> dict[str, list[dic
     return reference
 
 
-@task(
-    retries=3,
-    retry_delay_seconds=[2, 10, 30],
-    retry_condition_fn=retry_if_transient,
-    cache_policy=NO_CACHE,
-)
+@task(**io_task_options(2, 10, 30))
 def find_marked_invoices(
     connection: QuickBooksConnection, created_since: datetime
 ) -> dict[str, dict[str, Any]]:
@@ -169,12 +158,7 @@ def find_marked_invoices(
     return found
 
 
-@task(
-    retries=3,
-    retry_delay_seconds=[2, 10, 30],
-    retry_condition_fn=retry_if_transient,
-    cache_policy=NO_CACHE,
-)
+@task(**io_task_options(2, 10, 30))
 def create_in_batches(
     connection: QuickBooksConnection, drafts: Sequence[Creatable]
 ) -> list[BatchResult]:

@@ -6,21 +6,15 @@ from datetime import date
 from typing import TYPE_CHECKING, Any
 
 from prefect import get_run_logger, task
-from prefect.cache_policies import NO_CACHE
 
-from tasks.faults import retry_if_transient
+from tasks.faults import io_task_options
 from tasks.quickbooks import qbo_query
 
 if TYPE_CHECKING:
     from blocks.quickbooks import QuickBooksConnection
 
 
-@task(
-    retries=3,
-    retry_delay_seconds=[2, 10, 30],
-    retry_condition_fn=retry_if_transient,
-    cache_policy=NO_CACHE,
-)
+@task(**io_task_options(2, 10, 30))
 def open_invoices(connection: QuickBooksConnection) -> list[dict[str, Any]]:
     """Every invoice of the realm with an open balance (paged by 1,000)."""
     rows = qbo_query(connection, "SELECT * FROM Invoice WHERE Balance > '0'")
@@ -28,12 +22,7 @@ def open_invoices(connection: QuickBooksConnection) -> list[dict[str, Any]]:
     return rows
 
 
-@task(
-    retries=3,
-    retry_delay_seconds=[2, 10, 30],
-    retry_condition_fn=retry_if_transient,
-    cache_policy=NO_CACHE,
-)
+@task(**io_task_options(2, 10, 30))
 def invoices_due_on(connection: QuickBooksConnection, due: date) -> list[dict[str, Any]]:
     """Every invoice of the realm due on ``due`` (where renewal invoices for that day are)."""
     rows = qbo_query(connection, f"SELECT * FROM Invoice WHERE DueDate = '{due.isoformat()}'")

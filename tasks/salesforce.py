@@ -5,21 +5,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from prefect import get_run_logger, task
-from prefect.cache_policies import NO_CACHE
 
 from revbridge.writeback import WritebackFailure, parse_composite_response
-from tasks.faults import retry_if_transient
+from tasks.faults import io_task_options
 
 if TYPE_CHECKING:
     from blocks.salesforce import SalesforceCredentials
 
 
-@task(
-    retries=3,
-    retry_delay_seconds=[2, 10, 30],
-    retry_condition_fn=retry_if_transient,
-    cache_policy=NO_CACHE,
-)
+@task(**io_task_options(2, 10, 30))
 def query_records(credentials: SalesforceCredentials, soql: str) -> list[dict[str, Any]]:
     """Every record of a SOQL query (simple-salesforce follows nextRecordsUrl)."""
     sf = credentials.get_client()
@@ -28,12 +22,7 @@ def query_records(credentials: SalesforceCredentials, soql: str) -> list[dict[st
     return records
 
 
-@task(
-    retries=3,
-    retry_delay_seconds=[2, 10, 30],
-    retry_condition_fn=retry_if_transient,
-    cache_policy=NO_CACHE,
-)
+@task(**io_task_options(2, 10, 30))
 def update_records(
     credentials: SalesforceCredentials, bodies: list[dict[str, Any]]
 ) -> list[WritebackFailure]:

@@ -5,20 +5,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from prefect import get_run_logger, task
-from prefect.cache_policies import NO_CACHE
 
-from tasks.faults import retry_if_transient
+from tasks.faults import io_task_options
 
 if TYPE_CHECKING:
     from blocks.slack import SlackConnection
 
 
-@task(
-    retries=2,
-    retry_delay_seconds=[2, 10],
-    retry_condition_fn=retry_if_transient,
-    cache_policy=NO_CACHE,
-)
+@task(**io_task_options(2, 10))
 def post_message(
     slack: SlackConnection,
     text: str,

@@ -10,6 +10,7 @@ from sandbox.core.tls import TlsFiles, make_tls_files
 
 # Task retries and QuickBooks backoff in tests: milliseconds, not seconds.
 os.environ.setdefault("REVBRIDGE_BACKOFF_SECONDS", "0.01")
+os.environ.setdefault("REVBRIDGE_RETRY_DELAY_SCALE", "0.01")
 
 
 @pytest.fixture(scope="session")

@@ -240,7 +240,9 @@ def test_crash_after_invoice_create_before_write_back_is_recovered(
     created = {r.key: len(invoices(blocks, r.key)) for r in REALMS}
     assert sum(created.values()) > 0
     assert not any(o["QB_Invoice_Id__c"] for o in opportunities(blocks).values())
-    assert Variable.get(STATE_VARIABLE) is None  # the watermark did not move
+    assert "ts" not in (Variable.get(STATE_VARIABLE) or {})  # the watermark did not move
+    alerts = " ".join(m["text"] for m in slack_messages(fresh, "#revops-alerts"))
+    assert "Error" in alerts or "failed" in alerts  # reported, though Salesforce refused it
 
     httpx_clear(fresh)
     state = closed_won_to_invoice(return_state=True)
@@ -288,3 +290,25 @@ def test_the_watermark_never_skips_deals_stamped_at_the_same_instant(
     assert [o for o in opps.values() if o["QB_Invoice_Id__c"]] == [opps[second]]
     mark = Variable.get(STATE_VARIABLE)
     assert (mark["ts"][:19], mark["id"]) == (stamp.isoformat()[:19], second)
+
+
+def test_a_realm_that_is_down_fails_the_run_loudly_and_the_other_realm_is_invoiced(
+    fresh: Sandbox, blocks: SandboxBlocks
+) -> None:
+    eu = next(r for r in REALMS if r.key == "eu")
+    # the EU company answers 503 to everything, past every retry
+    inject(fresh, "quickbooks", path="/v3/company/", tenant=eu.realm_id, count=1000, status=503)
+    state = closed_won_to_invoice(return_state=True)
+    assert state.is_failed()
+    assert "QuickBooks realm eu failed" in str(state.message)
+    opps = opportunities(blocks)
+    us_done = [o for o in opps.values() if o["QB_Invoice_Id__c"]]
+    assert us_done and all(o["QB_Realm__c"] != eu.realm_id for o in us_done)
+    alerts = " ".join(m["text"] for m in slack_messages(fresh, "#revops-alerts"))
+    assert "Error" in alerts
+    # nothing of the EU realm was settled: the next run, with the company back, invoices it
+    httpx_clear(fresh)
+    again = closed_won_to_invoice(return_state=True)
+    assert again.is_completed(), again.message
+    assert any(o["QB_Realm__c"] == eu.realm_id for o in opportunities(blocks).values()
+               if o["QB_Invoice_Id__c"])  # fmt: skip
