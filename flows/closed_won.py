@@ -15,7 +15,8 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
-from prefect import flow, get_run_logger
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
 from prefect.states import Completed, Failed, State
 
 from blocks.loading import load_block
@@ -70,22 +71,20 @@ def closed_won_to_invoice(
     plan = plan_run(opps, config)
     logger.info("plan: %s", plan.counts)
 
+    # Realms run side by side: each has its own API limits, and one that is down does not stop
+    # the others (its deals are reported as errors and retried next run).
+    futures = {
+        name: invoice_realm.submit(name, config, realm_plan.ready, started.date(), dry_run)
+        for name, realm_plan in plan.realms.items()
+    }
     realms: list[RealmResult] = []
     for name, realm_plan in plan.realms.items():
-        realm_cfg = config.realm(name)
-        try:
-            connection = load_block(QuickBooksConnection, realm_cfg.connection_block)
-            result = invoice_deals(
-                name,
-                realm_cfg,
-                config,
-                connection,
-                realm_plan.ready,
-                started.date(),
-                dry_run=dry_run,
-            )
-        except Exception as exc:  # this realm is down: report its deals, go on with the others
-            logger.exception("realm %s failed", name)
+        futures[name].wait()
+        realm_state = futures[name].state
+        if realm_state.is_completed():
+            result = futures[name].result()
+        else:
+            reason = realm_state.message or "failed"
             result = RealmResult(realm=name)
             for opp in realm_plan.ready:
                 result.add(
@@ -94,7 +93,7 @@ def closed_won_to_invoice(
                     realm=name,
                     row_outcome="Error",
                     settled=False,
-                    reason=f"QuickBooks realm {name} failed: {exc}",
+                    reason=f"QuickBooks realm {name} failed: {reason}",
                 )
         _add_problems(result, name, realm_plan.problems, realm_plan.skipped)
         if realm_plan.approval and not dry_run:
@@ -139,6 +138,16 @@ def closed_won_to_invoice(
             message=f"{len(errors)} deal(s) failed: " + "; ".join(errors[:5]), data=counts
         )
     return Completed(message=message, data=counts)
+
+
+@task(cache_policy=NO_CACHE)
+def invoice_realm(
+    name: str, config: RevbridgeConfig, ready: Sequence[Opportunity], today: date, dry_run: bool
+) -> RealmResult:
+    """One realm's invoicing (customers, drafts, batches), as a task so realms run in parallel."""
+    realm_cfg = config.realm(name)
+    connection = load_block(QuickBooksConnection, realm_cfg.connection_block)
+    return invoice_deals(name, realm_cfg, config, connection, ready, today, dry_run=dry_run)
 
 
 def _add_problems(
