@@ -11,5 +11,9 @@ test:
 	@.venv/bin/ruff format --check .
 	@.venv/bin/python -m pytest -q
 
+bench:
+	@bash scripts/bootstrap.sh
+	@.venv/bin/python -m benchmarks.run $(BENCH_ARGS)
+
 lint:
 	@.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy sandbox blocks revbridge tasks flows deployments receiver

@@ -1,0 +1,1 @@
+"""Benchmarks against the sandbox (outside the test run): ``python -m benchmarks.run [--quick]``."""
