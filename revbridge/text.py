@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from functools import lru_cache
 from urllib.parse import urlsplit
 
 # Legal-form tokens stripped from the end of a company name before fuzzy comparison (after
@@ -24,6 +25,11 @@ _NON_ALNUM = re.compile(r"[^0-9a-z]+")
 _DROPPED_PUNCTUATION = str.maketrans("", "", ".'`\u2018\u2019\u00b4")
 
 
+# The name functions are pure and called for every candidate of every account a run matches:
+# memoised, so a name is cleaned once per process, not once per comparison.
+_MEMO = 65_536
+
+
 def clean_text(value: str | None, *, multiline: bool = False) -> str:
     """Drop control and format characters (NUL, zero-width space, BOM, bidi marks...).
 
@@ -32,6 +38,11 @@ def clean_text(value: str | None, *, multiline: bool = False) -> str:
     """
     if not value:
         return ""
+    return _clean(value, multiline) if isinstance(value, str) else _clean(str(value), multiline)
+
+
+@lru_cache(maxsize=_MEMO)
+def _clean(value: str, multiline: bool) -> str:
     text = unicodedata.normalize("NFC", value)
     kept: list[str] = []
     for ch in text:
@@ -48,6 +59,7 @@ def clean_text(value: str | None, *, multiline: bool = False) -> str:
     return _SPACES.sub(" ", cleaned).strip()
 
 
+@lru_cache(maxsize=_MEMO)
 def normalise_name(name: str) -> str:
     """A company name reduced for comparison: casefolded, accents and punctuation gone, a
     leading "the" and trailing legal forms (Inc, LLC, GmbH, B.V., S.p.A. ...) stripped."""
@@ -61,11 +73,13 @@ def normalise_name(name: str) -> str:
     return " ".join(tokens)
 
 
+@lru_cache(maxsize=_MEMO)
 def name_key(name: str) -> str:
     """How QuickBooks compares DisplayNames for uniqueness: case-insensitive, spaces collapsed."""
     return clean_text(name).casefold()
 
 
+@lru_cache(maxsize=_MEMO)
 def domain_of(value: str | None) -> str | None:
     """The host of an email address or a URL, lowercased, without a leading "www."."""
     text = clean_text(value).lower()
