@@ -878,15 +878,29 @@ class QuickBooksBackend:
             for t in company.table(entity).values()
         )
 
-    def _build_item(
-        self, company: Company, spec: EntitySpec, data: JSON, existing: JSON | None
-    ) -> JSON:
+    def _unique_name(
+        self,
+        company: Company,
+        spec: EntitySpec,
+        data: JSON,
+        existing: JSON | None,
+        *,
+        hierarchical: bool = False,
+    ) -> str:
+        """The record's Name: required, unique in its list; in hierarchical lists (items,
+        accounts) a colon is the sub-item separator, so a name may not contain one."""
         name = str(data.get("Name") or "").strip()
         if not name:
             raise exc.required_param("Name")
-        if ":" in name:
+        if hierarchical and ":" in name:
             raise exc.business_validation("A name can't contain a colon (:).", "Name")
         self._check_unique(company, spec, name, existing)
+        return name
+
+    def _build_item(
+        self, company: Company, spec: EntitySpec, data: JSON, existing: JSON | None
+    ) -> JSON:
+        name = self._unique_name(company, spec, data, existing, hierarchical=True)
         item_type = str(data.get("Type") or "Service")
         if item_type not in ("Service", "NonInventory", "Inventory"):
             raise exc.invalid_value("Type", item_type, "use Service, NonInventory or Inventory")
@@ -917,10 +931,7 @@ class QuickBooksBackend:
     def _build_term(
         self, company: Company, spec: EntitySpec, data: JSON, existing: JSON | None
     ) -> JSON:
-        name = str(data.get("Name") or "").strip()
-        if not name:
-            raise exc.required_param("Name")
-        self._check_unique(company, spec, name, existing)
+        name = self._unique_name(company, spec, data, existing)
         obj = {**data, "Name": name, "Active": data.get("Active", True) is not False}
         if data.get("DayOfMonthDue") not in (None, ""):
             obj["Type"] = "DATE_DRIVEN"
@@ -934,12 +945,7 @@ class QuickBooksBackend:
     def _build_account(
         self, company: Company, spec: EntitySpec, data: JSON, existing: JSON | None
     ) -> JSON:
-        name = str(data.get("Name") or "").strip()
-        if not name:
-            raise exc.required_param("Name")
-        if ":" in name:
-            raise exc.business_validation("A name can't contain a colon (:).", "Name")
-        self._check_unique(company, spec, name, existing)
+        name = self._unique_name(company, spec, data, existing, hierarchical=True)
         account_type = data.get("AccountType") or _TYPE_OF_SUBTYPE.get(
             str(data.get("AccountSubType"))
         )
@@ -969,10 +975,7 @@ class QuickBooksBackend:
     def _build_payment_method(
         self, company: Company, spec: EntitySpec, data: JSON, existing: JSON | None
     ) -> JSON:
-        name = str(data.get("Name") or "").strip()
-        if not name:
-            raise exc.required_param("Name")
-        self._check_unique(company, spec, name, existing)
+        name = self._unique_name(company, spec, data, existing)
         kind = str(data.get("Type") or "NON_CREDIT_CARD")
         if kind not in ("CREDIT_CARD", "NON_CREDIT_CARD"):
             raise exc.invalid_value("Type", kind, "use CREDIT_CARD or NON_CREDIT_CARD")
