@@ -31,7 +31,7 @@ from blocks.slack import SlackConnection
 from revbridge import doctor as checks
 from revbridge.config import ConfigError, RealmConfig, RevbridgeConfig, load_config
 from revbridge.doctor import Row
-from tasks.quickbooks import qbo_call
+from tasks.quickbooks import qbo_batch_queries, qbo_call
 
 DEFAULT_CONFIG = "config/demo.yaml"
 ORGANIZATION_SOQL = "SELECT Id, Name, IsSandbox, OrganizationType FROM Organization"
@@ -39,9 +39,9 @@ RECORD_TYPE_SOQL = (
     "SELECT Id, DeveloperName, Name, IsActive FROM RecordType WHERE SobjectType = 'Opportunity'"
 )
 REFERENCE_QUERIES = {
-    "Item": "SELECT * FROM Item WHERE Active IN (true, false) MAXRESULTS 1000",
-    "Term": "SELECT * FROM Term WHERE Active IN (true, false) MAXRESULTS 1000",
-    "TaxCode": "SELECT * FROM TaxCode WHERE Active IN (true, false) MAXRESULTS 1000",
+    "Item": "SELECT * FROM Item WHERE Active IN (true, false)",
+    "Term": "SELECT * FROM Term WHERE Active IN (true, false)",
+    "TaxCode": "SELECT * FROM TaxCode WHERE Active IN (true, false)",
 }
 
 B = TypeVar("B", bound=Block)
@@ -187,20 +187,7 @@ class Doctor:
 
     def _reference(self, connection: QuickBooksConnection) -> dict[str, list[dict[str, Any]]]:
         """Items, terms and tax codes (active or not) in one batch request."""
-        body = {"BatchItemRequest": [{"bId": k, "Query": q} for k, q in REFERENCE_QUERIES.items()]}
-        answer = qbo_call(connection, "POST", "batch", body=body)
-        reference: dict[str, list[dict[str, Any]]] = {}
-        for item in answer.get("BatchItemResponse", []):
-            if "Fault" in item:
-                error = item["Fault"]["Error"][0]
-                raise RuntimeError(
-                    f"reading {item['bId']} failed: {error.get('Message')} ({error.get('code')})"
-                )
-            reference[item["bId"]] = item.get("QueryResponse", {}).get(item["bId"], [])
-        missing = set(REFERENCE_QUERIES) - set(reference)
-        if missing:
-            raise RuntimeError(f"the batch answered no {', '.join(sorted(missing))}")
-        return reference
+        return qbo_batch_queries(connection, REFERENCE_QUERIES)
 
     def slack(self) -> None:
         channels = checks.configured_channels(self.config.slack)

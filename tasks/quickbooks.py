@@ -100,17 +100,11 @@ def qbo_query(connection: QuickBooksConnection, statement: str) -> list[dict[str
         start += MAX_RESULTS
 
 
-@task(**io_task_options(2, 10, 30))
-def load_realm_reference(connection: QuickBooksConnection) -> dict[str, list[dict[str, Any]]]:
-    """Customers (active and inactive), vendor and employee names, items and terms of a realm, in
-    one batch request of queries (more pages only when a realm has over 1,000 of one kind)."""
-    queries = {
-        "Customer": "SELECT * FROM Customer WHERE Active IN (true, false)",
-        "Vendor": "SELECT * FROM Vendor WHERE Active IN (true, false)",
-        "Employee": "SELECT * FROM Employee WHERE Active IN (true, false)",
-        "Item": "SELECT * FROM Item WHERE Active IN (true, false)",
-        "Term": "SELECT * FROM Term",
-    }
+def qbo_batch_queries(
+    connection: QuickBooksConnection, queries: dict[str, str]
+) -> dict[str, list[dict[str, Any]]]:
+    """Several queries (entity name → statement without paging) in one batch request; a kind
+    with over 1,000 rows is paged on. A fault on any query names the realm and the entity."""
     body = {
         "BatchItemRequest": [
             {"bId": name, "Query": f"{q} STARTPOSITION 1 MAXRESULTS {MAX_RESULTS}"}
@@ -118,7 +112,7 @@ def load_realm_reference(connection: QuickBooksConnection) -> dict[str, list[dic
         ]
     }
     answer = qbo_call(connection, "POST", "batch", body=body)
-    reference: dict[str, list[dict[str, Any]]] = {}
+    rows_by_name: dict[str, list[dict[str, Any]]] = {}
     for item in answer.get("BatchItemResponse", []):
         name = item["bId"]
         if "Fault" in item:
@@ -130,7 +124,30 @@ def load_realm_reference(connection: QuickBooksConnection) -> dict[str, list[dic
         rows = item.get("QueryResponse", {}).get(name, [])
         if len(rows) >= MAX_RESULTS:  # a big company file: page the rest
             rows = qbo_query(connection, queries[name])
-        reference[name] = rows
+        rows_by_name[name] = rows
+    missing = set(queries) - set(rows_by_name)
+    if missing:
+        raise RuntimeError(
+            f"QuickBooks realm {connection.realm_id}: the batch answered no "
+            f"{', '.join(sorted(missing))}"
+        )
+    return rows_by_name
+
+
+@task(**io_task_options(2, 10, 30))
+def load_realm_reference(connection: QuickBooksConnection) -> dict[str, list[dict[str, Any]]]:
+    """Customers (active and inactive), vendor and employee names, items and terms of a realm, in
+    one batch request of queries (more pages only when a realm has over 1,000 of one kind)."""
+    reference = qbo_batch_queries(
+        connection,
+        {
+            "Customer": "SELECT * FROM Customer WHERE Active IN (true, false)",
+            "Vendor": "SELECT * FROM Vendor WHERE Active IN (true, false)",
+            "Employee": "SELECT * FROM Employee WHERE Active IN (true, false)",
+            "Item": "SELECT * FROM Item WHERE Active IN (true, false)",
+            "Term": "SELECT * FROM Term",
+        },
+    )
     get_run_logger().info(
         "realm %s: %s customers, %s items, %s terms",
         connection.realm_id,
