@@ -11,12 +11,10 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from tasks.faults import io_task_options
-from tasks.quickbooks import qbo_query
+from tasks.quickbooks import qbo_query, qbo_rows_by_id
 
 if TYPE_CHECKING:
     from blocks.quickbooks import QuickBooksConnection
-
-IDS_PER_QUERY = 500  # keeps an `Id IN (...)` query short
 
 
 @task(**io_task_options(2, 10, 30))
@@ -33,9 +31,7 @@ def read_ledger(
     )
     have = {str(i["Id"]) for i in invoices}
     wanted = [i for i in dict.fromkeys(invoice_ids) if i not in have and i.isdigit()]
-    for start in range(0, len(wanted), IDS_PER_QUERY):
-        ids = ", ".join(f"'{i}'" for i in wanted[start : start + IDS_PER_QUERY])
-        invoices += qbo_query(connection, f"SELECT * FROM Invoice WHERE Id IN ({ids})")
+    invoices += qbo_rows_by_id(connection, "Invoice", wanted)
     dates = [str(i["TxnDate"]) for i in invoices if i.get("TxnDate")]
     since = min([*dates, first.isoformat()])
     payments = qbo_query(connection, f"SELECT * FROM Payment WHERE TxnDate >= '{since}'")

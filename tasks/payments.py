@@ -11,15 +11,13 @@ from prefect import get_run_logger, task
 
 from revbridge.payments import (
     CDC_ENTITIES,
-    MAX_IDS,
     cdc_rows,
     cdc_truncated,
     next_watermark,
     qbo_time,
 )
-from revbridge.soql import quote
 from tasks.faults import io_task_options
-from tasks.quickbooks import qbo_call, qbo_query
+from tasks.quickbooks import qbo_call, qbo_rows_by_id
 
 if TYPE_CHECKING:
     from blocks.quickbooks import QuickBooksConnection
@@ -85,9 +83,4 @@ def read_by_ids(
     connection: QuickBooksConnection, entity: str, ids: Sequence[str]
 ) -> list[dict[str, Any]]:
     """The ``entity`` rows with these Ids (deleted ones are simply absent)."""
-    rows: list[dict[str, Any]] = []
-    unique = sorted(set(ids), key=list(ids).index)
-    for i in range(0, len(unique), MAX_IDS):
-        part = ", ".join(quote(x) for x in unique[i : i + MAX_IDS])
-        rows += qbo_query(connection, f"SELECT * FROM {entity} WHERE Id IN ({part})")
-    return rows
+    return qbo_rows_by_id(connection, entity, ids)

@@ -23,6 +23,7 @@ from revbridge.batch import (
     parse_batch_response,
 )
 from revbridge.invoices import opportunity_id_from_invoice
+from revbridge.soql import quote
 from tasks.faults import TransientError, io_task_options, is_transient
 from tasks.ratelimit import qbo_slot
 
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
 
 BATCH_LIMIT = 30
 MAX_RESULTS = 1000
+IDS_PER_QUERY = 500  # keeps an `Id IN (...)` query short
 
 
 def _backoff(attempt: int) -> float:
@@ -98,6 +100,18 @@ def qbo_query(connection: QuickBooksConnection, statement: str) -> list[dict[str
         if len(batch) < MAX_RESULTS:
             return rows
         start += MAX_RESULTS
+
+
+def qbo_rows_by_id(
+    connection: QuickBooksConnection, entity: str, ids: Sequence[str]
+) -> list[dict[str, Any]]:
+    """The ``entity`` rows with these Ids, ``IDS_PER_QUERY`` a query (deleted ones are absent)."""
+    unique = list(dict.fromkeys(str(i) for i in ids))
+    rows: list[dict[str, Any]] = []
+    for start in range(0, len(unique), IDS_PER_QUERY):
+        part = ", ".join(quote(i) for i in unique[start : start + IDS_PER_QUERY])
+        rows += qbo_query(connection, f"SELECT * FROM {entity} WHERE Id IN ({part})")
+    return rows
 
 
 def qbo_batch_queries(
