@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 
-from revbridge.batch import EntityDraft
+from revbridge.batch import BatchResult, EntityDraft
 from revbridge.config import RealmConfig, RevbridgeConfig
 from revbridge.invoices import InvoiceError, build_invoice
 from revbridge.matching import CustomerMatch, match_accounts, new_customer_payload
@@ -207,6 +207,54 @@ def match_in_realm(
     return matches
 
 
+@dataclass
+class CustomerResolution:
+    """Which QuickBooks customer each account gets: ``ids`` (existing or just created),
+    ``review`` (account Id → why a human must decide), ``refused`` (the failed creates)."""
+
+    ids: dict[str, str] = field(default_factory=dict)
+    review: dict[str, str] = field(default_factory=dict)
+    refused: dict[str, BatchResult] = field(default_factory=dict)
+
+
+def resolve_customers(
+    connection: QuickBooksConnection,
+    accounts: Sequence[tuple[Account, str | None]],
+    matches: dict[str, CustomerMatch],
+    *,
+    dry_run: bool = False,
+) -> CustomerResolution:
+    """Act on the matches of ``(account, currency)`` pairs: reuse the matched customer, create
+    the ones decided "new" (one batch, once per account), and say why the rest need review.
+    The Closed Won and renewal flows share it and report the outcome their own way."""
+    resolution = CustomerResolution()
+    new: dict[str, EntityDraft] = {}
+    for account, currency in accounts:
+        match = matches[account.id]
+        if match.resolved and match.customer_id:
+            resolution.ids[account.id] = match.customer_id
+        elif match.kind == "new" and match.display_name:
+            if dry_run:
+                resolution.ids[account.id] = "(new)"
+            elif account.id not in new:
+                body = new_customer_payload(account, match.display_name, currency, None)
+                new[account.id] = EntityDraft(kind="Customer", key=account.id, body=body)
+        else:
+            candidates = ", ".join(
+                f"{c.display_name} (Id {c.customer_id})" for c in match.candidates
+            )
+            resolution.review[account.id] = f"customer needs review: {match.reason}" + (
+                f"; candidates: {candidates}" if candidates else ""
+            )
+    if new:
+        for answer in create_in_batches(connection, list(new.values())):
+            if answer.ok and answer.entity_id:
+                resolution.ids[answer.opp_id] = answer.entity_id
+            else:
+                resolution.refused[answer.opp_id] = answer
+    return resolution
+
+
 def _create_customers(
     realm: str,
     connection: QuickBooksConnection,
@@ -215,50 +263,33 @@ def _create_customers(
     result: RealmResult,
     dry_run: bool,
 ) -> dict[str, str]:
-    """Account Id → QuickBooks Customer Id, creating the customers decided "new". Deals whose
-    account needs review (or whose customer QuickBooks refused) are reported here."""
-    ids: dict[str, str] = {}
-    new: dict[str, EntityDraft] = {}
+    """Account Id → QuickBooks Customer Id (`resolve_customers`); deals whose account needs
+    review, or whose new customer QuickBooks refused, are reported here."""
+    pairs = [(o.account, o.currency) for o in opps if o.account is not None]
+    resolution = resolve_customers(connection, pairs, matches, dry_run=dry_run)
     for opp in opps:
         if opp.account is None:
             continue
-        match = matches[opp.account.id]
-        if match.resolved and match.customer_id:
-            ids[opp.account.id] = match.customer_id
-        elif match.kind == "new" and match.display_name:
-            if dry_run:
-                ids[opp.account.id] = "(new)"
-            elif opp.account.id not in new:
-                body = new_customer_payload(opp.account, match.display_name, opp.currency, None)
-                new[opp.account.id] = EntityDraft(kind="Customer", key=opp.account.id, body=body)
-        else:
-            candidates = ", ".join(
-                f"{c.display_name} (Id {c.customer_id})" for c in match.candidates
+        account_id = opp.account.id
+        if account_id in resolution.review:
+            problem = Problem(
+                record_id=opp.id, field="Account", reason=resolution.review[account_id]
             )
-            reason = f"customer needs review: {match.reason}" + (
-                f"; candidates: {candidates}" if candidates else ""
+            _needs_review(result, opp, realm, [problem], matches[account_id], None)
+        elif account_id in resolution.refused:
+            answer = resolution.refused[account_id]
+            reason = f"QuickBooks refused the new customer: {answer.message}"
+            outcome = SyncOutcome(opportunity_id=opp.id, status="Error", error=reason)
+            result.add(
+                opp,
+                outcome,
+                realm=realm,
+                row_outcome="Error",
+                reason=reason,
+                match=matches[account_id],
+                settled=not answer.transient,
             )
-            problem = Problem(record_id=opp.id, field="Account", reason=reason)
-            _needs_review(result, opp, realm, [problem], match, None)
-    if new:
-        for answer in create_in_batches(connection, list(new.values())):
-            if answer.ok and answer.entity_id:
-                ids[answer.opp_id] = answer.entity_id
-            else:
-                for opp in opps:
-                    if opp.account and opp.account.id == answer.opp_id:
-                        reason = f"QuickBooks refused the new customer: {answer.message}"
-                        outcome = SyncOutcome(opportunity_id=opp.id, status="Error", error=reason)
-                        result.add(
-                            opp,
-                            outcome,
-                            realm=realm,
-                            row_outcome="Error",
-                            reason=reason,
-                            match=matches[answer.opp_id],
-                            settled=not answer.transient,
-                        )
-    return ids
+    return resolution.ids
 
 
 def _needs_review(

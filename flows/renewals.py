@@ -26,11 +26,11 @@ from blocks.loading import load_block
 from blocks.quickbooks import QuickBooksConnection
 from blocks.salesforce import SalesforceCredentials
 from blocks.slack import SlackConnection
-from flows.invoicing import match_in_realm
-from revbridge.batch import EntityDraft, chunk
+from flows.invoicing import match_in_realm, resolve_customers
+from revbridge.batch import chunk
 from revbridge.config import RealmConfig, RevbridgeConfig, load_config
 from revbridge.invoices import InvoiceError
-from revbridge.matching import CustomerMatch, new_customer_payload
+from revbridge.matching import CustomerMatch
 from revbridge.models import Problem
 from revbridge.renewals import (
     MAX_IDS,
@@ -301,36 +301,17 @@ def _customers(
 ) -> dict[str, str]:
     """Account Id → QuickBooks Customer Id, creating the customers decided "new"; contracts whose
     account needs review, or whose new customer QuickBooks refused, are reported."""
-    ids: dict[str, str] = {}
-    new: dict[str, EntityDraft] = {}
+    pairs = [(c.account, c.currency) for c in contracts if c.account is not None]
+    resolution = resolve_customers(connection, pairs, matches)
     for contract in contracts:
         assert contract.account is not None
-        match = matches[contract.account.id]
-        if match.resolved and match.customer_id:
-            ids[contract.account.id] = match.customer_id
-        elif match.kind == "new" and match.display_name:
-            body = new_customer_payload(
-                contract.account, match.display_name, contract.currency, None
-            )
-            new.setdefault(
-                contract.account.id,
-                EntityDraft(kind="Customer", key=contract.account.id, body=body),
-            )
-        else:
-            candidates = ", ".join(
-                f"{c.display_name} (Id {c.customer_id})" for c in match.candidates
-            )
-            reason = f"Account: customer needs review: {match.reason}" + (
-                f"; candidates: {candidates}" if candidates else ""
-            )
+        account_id = contract.account.id
+        if account_id in resolution.review:
+            reason = f"Account: {resolution.review[account_id]}"
             run.add(contract, "Needs Review", realm=realm, reason=reason)
-    if new:
-        for answer in create_in_batches(connection, list(new.values())):
-            if answer.ok and answer.entity_id:
-                ids[answer.opp_id] = answer.entity_id
-                continue
-            for contract in contracts:
-                if contract.account and contract.account.id == answer.opp_id:
-                    reason = f"QuickBooks refused the new customer: {answer.message}"
-                    run.add(contract, "Error", realm=realm, reason=reason)
-    return ids
+        elif account_id in resolution.refused:
+            reason = (
+                f"QuickBooks refused the new customer: {resolution.refused[account_id].message}"
+            )
+            run.add(contract, "Error", realm=realm, reason=reason)
+    return resolution.ids
