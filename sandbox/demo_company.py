@@ -202,6 +202,18 @@ class Contract:
 
 
 @dataclass(frozen=True)
+class ContractFile:
+    """A file in Salesforce Files on an Opportunity (one ContentVersion, linked to the deal)."""
+
+    key: str
+    opportunity_key: str
+    title: str
+    path_on_client: str
+    content: bytes
+    created: date
+
+
+@dataclass(frozen=True)
 class DemoCompany:
     today: date
     realms: tuple[Realm, ...]
@@ -213,6 +225,7 @@ class DemoCompany:
     opportunities: tuple[Opportunity, ...]
     contracts: tuple[Contract, ...]
     payment_terms: tuple[str, ...] = ("Net 15", "Net 30", "Net 60", "Due on receipt")
+    files: tuple[ContractFile, ...] = ()  # Salesforce Files on Opportunities (signed contracts)
     ids: dict[str, str] = field(default_factory=dict)  # key → Salesforce Id, filled below
 
     def sf_id(self, key: str) -> str:
@@ -772,6 +785,104 @@ def _lines(rng: random.Random, big: bool, eu: bool) -> tuple[LineItem, ...]:
     return tuple(lines)
 
 
+# Closed Won deals with no signed contract in Salesforce Files (with the deals that have no
+# file, `_contract_files` leaves out every sixth), and the one whose contract is a .zip, a type
+# QuickBooks refuses as an attachment.
+NO_CONTRACT = frozenset({"opp-nolines", "opp-ambiguous"})
+REFUSED_CONTRACT = "opp-vendorclash"
+
+
+def _contract_pdf(title: str, opp: Opportunity, account: Account) -> bytes:
+    """A small, valid one-page PDF standing in for a signed order form."""
+    text = f"{title}: {account.name}, {opp.name}, closing {opp.close_date.isoformat()}"
+    text = text.encode("latin-1", "replace").decode("latin-1").replace("(", "[").replace(")", "]")
+    stream = f"BT /F1 11 Tf 50 760 Td ({text}) Tj ET".encode("latin-1")
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
+        b"/Resources << /Font << /F1 5 0 R >> >> >>",
+        b"<< /Length %d >>\nstream\n%s\nendstream" % (len(stream), stream),
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+    out = b"%PDF-1.4\n"
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n%s\nendobj\n" % (number, body)
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
+        len(objects) + 1,
+        xref,
+    )
+    return out
+
+
+def _contract_files(
+    opportunities: list[Opportunity], accounts: tuple[Account, ...]
+) -> tuple[ContractFile, ...]:
+    """Signed order forms on most Closed Won deals, deterministic and independent of the random
+    draws above: every sixth deal and `NO_CONTRACT` have none, every fourth also carries an
+    older unsigned proposal, every fifth a newer unsigned draft (the newest *signed* file is the
+    contract), `REFUSED_CONTRACT` has its signed contract as a .zip."""
+    by_key = {a.key: a for a in accounts}
+    files: list[ContractFile] = []
+    won = [o for o in opportunities if o.stage == "Closed Won"]
+    for i, opp in enumerate(won):
+        if opp.key in NO_CONTRACT or (i % 6 == 5 and opp.key != REFUSED_CONTRACT):
+            continue
+        account = by_key[opp.account_key]
+        slug = "".join(c if c.isalnum() else "-" for c in account.name).strip("-")
+        if i % 4 == 0:
+            files.append(
+                ContractFile(
+                    f"{opp.key}-proposal",
+                    opp.key,
+                    f"Proposal - {account.name}",
+                    f"Proposal-{slug}.pdf",
+                    _contract_pdf("Proposal", opp, account),
+                    opp.close_date - timedelta(days=20),
+                )
+            )
+        title = f"Order Form - {account.name} (signed)"
+        if opp.key == REFUSED_CONTRACT:
+            files.append(
+                ContractFile(
+                    f"{opp.key}-signed",
+                    opp.key,
+                    title,
+                    f"Order-Form-{slug}-signed.zip",
+                    b"PK\x05\x06" + bytes(18),  # an empty zip archive
+                    opp.close_date - timedelta(days=1),
+                )
+            )
+            continue
+        files.append(
+            ContractFile(
+                f"{opp.key}-signed",
+                opp.key,
+                title,
+                f"Order-Form-{slug}-signed.pdf",
+                _contract_pdf("Order Form (signed)", opp, account),
+                opp.close_date - timedelta(days=1),
+            )
+        )
+        if i % 5 == 0:
+            files.append(
+                ContractFile(
+                    f"{opp.key}-draft",
+                    opp.key,
+                    f"Order Form - {account.name} (draft for renewal)",
+                    f"Order-Form-{slug}-draft.docx",
+                    b"PK\x03\x04 draft",
+                    opp.close_date,
+                )
+            )
+    return tuple(files)
+
+
 @cache
 def build(today: date) -> DemoCompany:
     """The demo company as of ``today`` (deterministic for a given date)."""
@@ -921,6 +1032,7 @@ def build(today: date) -> DemoCompany:
         qbo_names=QBO_NAMES,
         opportunities=tuple(opportunities),
         contracts=tuple(contracts),
+        files=_contract_files(opportunities, accounts),
     )
     for kind, keys in (
         ("User", [u.key for u in USERS]),

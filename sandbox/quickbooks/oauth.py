@@ -7,11 +7,20 @@ What the real clients need, served from the emulator's own origin:
 - ``/connect/oauth2`` (authorize: consent is auto-approved, the sandbox has nobody to click),
   ``/oauth2/v1/tokens/bearer`` (token), ``/v2/oauth2/tokens/revoke``,
   ``/v1/openid_connect/userinfo`` and ``/op/v1/jwks`` — the paths Intuit uses;
-- ``/_sandbox/tokens``: inspect and age tokens per realm.
+- ``/_sandbox/tokens``: inspect and age tokens per realm; ``/_sandbox/redirect_uris``: register
+  another redirect URI for the app.
+
+Consent is non-interactive: ``GET /connect/oauth2`` redirects straight to the redirect URI with
+``code``, ``state`` and ``realmId``, as Intuit does after the user clicks Connect. The company is
+the ``realm_id`` query parameter if given, else the one chosen with ``choose_company``, else the
+first.
 
 Token rules follow Intuit's: access tokens live 3600 s on the sandbox clock; a refresh token may
 be used any number of times while valid and is answered with itself until it is 24 h old, after
-which a refresh returns a NEW token and the old one turns stale (``invalid_grant``). Each refresh
+which a refresh returns a NEW token and the old one turns stale at once (``invalid_grant``; Intuit's
+help article "Validity of Refresh Token": once a new refresh token is returned the previous one
+"is no longer valid", and Intuit support reports ``Refresh token not found`` for it — older docs
+spoke of a 24 h grace, which the current platform does not give). Each refresh
 token lives 101 days (``x_refresh_token_expires_in`` 8726400 when fresh, counting down as it is
 reused), and no token outlives its connection's five-year cap (Intuit's policy since 2025-11).
 """
@@ -31,7 +40,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Any, Literal
-from urllib.parse import parse_qs, urlencode
+from urllib.parse import parse_qs, urlencode, urlparse
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
@@ -46,6 +55,9 @@ CLIENT_ID = "ABrvbSandbox7QkXm2Lw9Hc4Tn8Pz3Jd6Fy1Gs5Vb0Nq7Ka2Re"
 CLIENT_SECRET = "rvbSandboxSecret4Hn8Qw2Zx6Lp0Tc3Vm9Bk7Dy1"
 WEBHOOK_VERIFIER_TOKEN = "6f1c2a9e-4b7d-4e3a-9c58-0d2b7e1f3a64"
 REDIRECT_URI = "http://127.0.0.1:8765/callback"
+# What `python -m deployments.authorize` serves by default (Intuit lets a development app register
+# http://localhost redirect URIs; production ones must be https and name no IP address).
+LOCALHOST_REDIRECT_URI = "http://localhost:8765/callback"
 
 ACCOUNTING_SCOPE = "com.intuit.quickbooks.accounting"
 OPENID_SCOPES = frozenset({"openid", "profile", "email", "phone", "address"})
@@ -249,12 +261,13 @@ class TokenStore:
         *,
         client_id: str = CLIENT_ID,
         client_secret: str = CLIENT_SECRET,
-        redirect_uris: frozenset[str] = frozenset({REDIRECT_URI}),
+        redirect_uris: frozenset[str] = frozenset({REDIRECT_URI, LOCALHOST_REDIRECT_URI}),
     ) -> None:
         self.clock = clock
         self.client_id = client_id
         self.client_secret = client_secret
-        self.redirect_uris = redirect_uris
+        self.redirect_uris = set(redirect_uris)
+        self._registered = frozenset(redirect_uris)
         self._lock = threading.RLock()
         self._realms: list[str] = []
         self._connections: list[_Connection] = []
@@ -262,6 +275,7 @@ class TokenStore:
         self._access: dict[str, _AccessToken] = {}
         self._codes: dict[str, _AuthCode] = {}
         self._initial: dict[str, str] = {}
+        self._chosen: str | None = None  # the company the next consent connects
 
     # ---- lifecycle -------------------------------------------------------------------------
     def load(self, realm_ids: list[str]) -> None:
@@ -273,6 +287,8 @@ class TokenStore:
             self._access.clear()
             self._codes.clear()
             self._initial.clear()
+            self._chosen = None
+            self.redirect_uris = set(self._registered)
             now = self.clock.now()
             for realm_id in self._realms:
                 connection = self._connect(realm_id, frozenset({ACCOUNTING_SCOPE}), now)
@@ -350,7 +366,8 @@ class TokenStore:
             if realm_id is None:
                 if not self._realms:
                     raise OAuthError("access_denied", 400, "the sandbox has no company")
-                realm_id = self._realms[0]
+                realm_id = self._chosen or self._realms[0]
+                self._chosen = None
             elif realm_id not in self._realms:
                 raise OAuthError("access_denied", 400, f"no company {realm_id}")
             now = self.clock.now()
@@ -426,14 +443,38 @@ class TokenStore:
         return claims
 
     # ---- sandbox controls ------------------------------------------------------------------
-    def control(self, realm_id: str, action: str) -> None:
-        """/_sandbox/tokens actions: expire_access | rotate | expire_refresh | revoke."""
+    def register_redirect_uri(self, uri: str) -> None:
+        """Add a redirect URI to the app, as a developer does on its Keys & OAuth page (until
+        the next reset or seed)."""
+        parsed = urlparse(uri)
+        if parsed.scheme not in ("http", "https") or not parsed.netloc or parsed.fragment:
+            raise ValueError("redirect_uri must be an absolute http(s) URL without a fragment")
+        with self._lock:
+            self.redirect_uris.add(uri)
+
+    def control(self, realm_id: str, action: str, seconds: int | None = None) -> None:
+        """/_sandbox/tokens actions: expire_access | rotate | expire_refresh | revoke |
+        choose_company (the next consent without a realm_id connects this company, as if the
+        user picked it) | connection_expires_in (``seconds``: the realm's connections reach
+        Intuit's five-year cap that soon, so every refresh reports at most that lifetime)."""
         with self._lock:
             if realm_id not in self._realms:
                 raise KeyError(realm_id)
             now = self.clock.now()
             tokens = [t for t in self._refresh.values() if t.connection.realm_id == realm_id]
-            if action == "expire_access":
+            if action == "choose_company":
+                self._chosen = realm_id
+            elif action == "connection_expires_in":
+                if not isinstance(seconds, int) or isinstance(seconds, bool) or seconds < 0:
+                    raise ValueError("connection_expires_in needs seconds (an integer >= 0)")
+                for connection in self._connections:
+                    if connection.realm_id == realm_id:
+                        connection.authorized_at = (
+                            now + timedelta(seconds=seconds) - CONNECTION_MAX_AGE
+                        )
+                for token in tokens:
+                    token.expires_at = min(token.expires_at, token.connection.expires_at)
+            elif action == "expire_access":
                 self.expire_access_tokens(realm_id)
             elif action == "rotate":
                 for token in tokens:
@@ -447,8 +488,8 @@ class TokenStore:
                         connection.revoked_at = now
             else:
                 raise ValueError(
-                    f"unknown action {action!r}; use expire_access, rotate, expire_refresh "
-                    "or revoke"
+                    f"unknown action {action!r}; use expire_access, rotate, expire_refresh, "
+                    "revoke, choose_company or connection_expires_in"
                 )
 
     def refresh_token_state(self, realm_id: str) -> dict[str, Any]:
@@ -766,6 +807,15 @@ def oauth_routes(store: TokenStore, base_url: Callable[[], str]) -> list[BaseRou
     async def keys(_: Request) -> Response:
         return _json(jwks())
 
+    async def redirect_uris(request: Request) -> Response:
+        if request.method == "POST":
+            try:
+                body = json.loads(await request.body() or b"{}")
+                store.register_redirect_uri(str(body["redirect_uri"]))
+            except (ValueError, KeyError, TypeError) as exc:
+                return JSONResponse({"error": f"need {{'redirect_uri': URL}}: {exc}"}, 400)
+        return JSONResponse({"redirect_uris": sorted(store.redirect_uris)})
+
     async def tokens(request: Request) -> Response:
         if request.method == "POST":
             try:
@@ -776,9 +826,11 @@ def oauth_routes(store: TokenStore, base_url: Callable[[], str]) -> list[BaseRou
                 return JSONResponse({"error": "body must be a JSON object"}, status_code=400)
             realm_id, action = body.get("realm_id"), str(body.get("action", ""))
             targets = store.realm_ids if realm_id is None else [str(realm_id)]
+            if action == "choose_company" and realm_id is None:
+                return JSONResponse({"error": "choose_company needs a realm_id"}, status_code=400)
             try:
                 for target in targets:
-                    store.control(target, action)
+                    store.control(target, action, body.get("seconds"))
             except KeyError:
                 return JSONResponse({"error": f"unknown realm_id {realm_id}"}, status_code=404)
             except ValueError as exc:
@@ -800,4 +852,5 @@ def oauth_routes(store: TokenStore, base_url: Callable[[], str]) -> list[BaseRou
         Route(USERINFO_PATH, userinfo, methods=["GET"]),
         Route(JWKS_PATH, keys, methods=["GET"]),
         Route("/_sandbox/tokens", tokens, methods=["GET", "POST"]),
+        Route("/_sandbox/redirect_uris", redirect_uris, methods=["GET", "POST"]),
     ]

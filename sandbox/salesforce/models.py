@@ -24,6 +24,7 @@ from typing import Any
 
 from sandbox.core.clock import Clock
 from sandbox.demo_company import ORG_ID, ORG_ID_15
+from sandbox.salesforce import content
 from sandbox.salesforce.exceptions import (
     REQUEST_LIMIT_EXCEEDED,
     ROLLED_BACK_MESSAGE,
@@ -119,6 +120,11 @@ class SalesforceBackend:
         self.session_timeout = timedelta(hours=2)
         self.daily_api_limit = DEFAULT_DAILY_API_LIMIT
         self._lock = threading.RLock()
+        # Called with (sobject, before, after) of every record a write call changed, once the
+        # call committed (sandbox.salesforce.outbound evaluates its workflow rule there).
+        self.on_commit: Callable[[list[tuple[str, Record | None, Record | None]]], None] | None
+        self.on_commit = None
+        self._changed: dict[tuple[str, str], Record | None] | None = None
         self._sessions: dict[str, Session] = {}
         self._refresh_tokens: set[str] = set()
         self.clear()
@@ -414,8 +420,18 @@ class SalesforceBackend:
             "attributes": {"type": obj.name, "url": f"{obj.url(version)}/{record['Id']}"}
         }
         for f in obj.fields.values():
-            out[f.name] = render(f, record.get(f.name))
+            if f.type == "base64":
+                out[f.name] = content.blob_url(version, obj.name, record["Id"], f.name)
+            else:
+                out[f.name] = render(f, record.get(f.name))
         return out
+
+    def blob(self, sobject: str, record_id: str, field: str) -> bytes:
+        """``GET sobjects/{Object}/{id}/{BlobField}``: the bytes (ContentVersion.VersionData)."""
+        with self._lock:
+            obj = self.object_def(sobject)
+            name = content.blob_field(obj, field)
+            return bytes(self._target(obj, record_id, write=False)[name])
 
     # ---- queries -----------------------------------------------------------------------------
     def query(
@@ -430,6 +446,7 @@ class SalesforceBackend:
         with self._lock:
             try:
                 compiled = compile_query(soql, SCHEMA, self, self.clock.today(), version)
+                content.check_link_query(compiled.obj.name, compiled.query.where)
                 page = compiled.run(include_deleted)
             except SoqlError as exc:
                 raise ApiError(400, exc.code, exc.message) from None
@@ -518,7 +535,7 @@ class SalesforceBackend:
 
     def create(self, sobject: str, body: Mapping[str, Any]) -> str:
         """``POST sobjects/{Object}``; the new Id."""
-        with self._lock:
+        with self._write():
             obj = self.object_def(sobject)
             try:
                 return self._create(obj, body)
@@ -529,7 +546,7 @@ class SalesforceBackend:
 
     def update(self, sobject: str, record_id: str, body: Mapping[str, Any]) -> None:
         """``PATCH sobjects/{Object}/{id}``."""
-        with self._lock:
+        with self._write():
             obj = self.object_def(sobject)
             record = self._target(obj, record_id, write=True)
             try:
@@ -541,7 +558,7 @@ class SalesforceBackend:
 
     def delete(self, sobject: str, record_id: str) -> None:
         """``DELETE sobjects/{Object}/{id}`` (to the recycle bin: queryAll still sees it)."""
-        with self._lock:
+        with self._write():
             obj = self.object_def(sobject)
             record = self._target(obj, record_id, write=True)
             try:
@@ -587,7 +604,7 @@ class SalesforceBackend:
         self, sobject: str, field_name: str, value: str, body: Mapping[str, Any], version: str
     ) -> tuple[str, bool]:
         """``PATCH sobjects/{Object}/{ExternalIdField}/{value}``: (id, created)."""
-        with self._lock:
+        with self._write():
             obj = self.object_def(sobject)
             f, matches = self._external_matches(obj, field_name, value)
             if len(matches) > 1:
@@ -642,7 +659,7 @@ class SalesforceBackend:
                 return {"success": False, "errors": [exc.collection()]}
             return {"id": new, "success": True, "errors": []}
 
-        with self._lock:
+        with self._write():
             results = self._collection(records, all_or_none, one)
             return [{k: v for k, v in r.items() if k != "id" or r["success"]} for r in results]
 
@@ -662,7 +679,7 @@ class SalesforceBackend:
                 return {**result, "success": False, "errors": [exc.collection()]}
             return {**result, "success": True, "errors": []}
 
-        with self._lock:
+        with self._write():
             return self._collection(records, all_or_none, one)
 
     def collection_delete(self, ids: list[str], all_or_none: bool) -> list[dict[str, Any]]:
@@ -682,7 +699,7 @@ class SalesforceBackend:
                 return {"id": normalized or raw_id, "success": False, "errors": [exc.collection()]}
             return {"id": normalized, "success": True, "errors": []}
 
-        with self._lock:
+        with self._write():
             return self._collection(ids, all_or_none, one)
 
     def collection_retrieve(
@@ -754,8 +771,29 @@ class SalesforceBackend:
         finally:
             self._journal = outer
 
+    @contextmanager
+    def _write(self) -> Iterator[None]:
+        """The lock, for a write call; the outermost one reports its changes to ``on_commit``
+        (a rolled-back record compares equal to its before image and fires nothing)."""
+        with self._lock:
+            if self.on_commit is None or self._changed is not None:
+                yield
+                return
+            self._changed = {}
+            try:
+                yield
+            finally:
+                changed, self._changed = self._changed, None
+                changes = [
+                    (sobject, before, self._records[sobject].get(record_id))
+                    for (sobject, record_id), before in changed.items()
+                ]
+                self.on_commit([c for c in changes if c[1] != c[2]])
+
     def _put(self, sobject: str, record: Record) -> None:
         key = (sobject, record["Id"])
+        if self._changed is not None and key not in self._changed:
+            self._changed[key] = self._records[sobject].get(record["Id"])
         if self._journal is not None and key not in self._journal:
             old = self._records[sobject].get(record["Id"])
             self._journal[key] = copy.copy(old) if old is not None else None
@@ -883,7 +921,7 @@ class SalesforceBackend:
     ) -> str:
         """Store a new record from typed values, running the object's rules (seeds use this
         directly, with their own Ids and timestamps)."""
-        with self._lock:
+        with self._write():
             obj = SCHEMA[sobject]
             if record_id is None:
                 self._counters[obj.name] = self._counters.get(obj.name, RUNTIME_ID_START) + 1
@@ -943,7 +981,7 @@ class SalesforceBackend:
         self._after_save(obj, record)
 
     def _delete(self, obj: ObjectDef, record: Record, *, cascading: bool = False) -> None:
-        if not obj.deletable:
+        if not obj.deletable and not cascading:  # a ContentVersion goes with its document
             raise RecordError("INVALID_TYPE_FOR_OPERATION", "entity type cannot be deleted")
         if obj.name == "Pricebook2" and record["IsStandard"]:
             raise RecordError(
@@ -1108,6 +1146,14 @@ class SalesforceBackend:
                 "STANDARD_PRICE_NOT_DEFINED", "No standard price defined for this product"
             )
 
+    def _rules_contentversion(self, record: Record, old: Record | None, written: set[str]) -> None:
+        content.version_rules(self, record, old)
+
+    def _rules_contentdocumentlink(
+        self, record: Record, old: Record | None, written: set[str]
+    ) -> None:
+        content.link_rules(self, record, old)
+
     def _rules_contract(self, record: Record, old: Record | None, written: set[str]) -> None:
         if old is None:
             self._contract_number += 1
@@ -1130,6 +1176,8 @@ class SalesforceBackend:
                     },
                 )
             self._roll_up(record["OpportunityId"])
+        elif obj.name == "ContentVersion":
+            content.version_saved(self, record)
         elif obj.name == "Opportunity":
             items = self._line_items(record["Id"])
             if items:

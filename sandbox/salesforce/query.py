@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Protocol
 
+from sandbox.salesforce.content import blob_url
 from sandbox.salesforce.ids import normalize_id, object_of
 from sandbox.salesforce.schema import ID_TYPES, NUMBER_TYPES, FieldDef, ObjectDef, Schema
 from sandbox.salesforce.soql import (
@@ -428,7 +429,9 @@ class CompiledQuery:
             }
         }
         for kind, payload in node.items:
-            if kind == "field":
+            if kind == "field" and payload.type == "base64":  # the blob's URL, not its bytes
+                out[payload.name] = blob_url(self.version, sobject, record["Id"], payload.name)
+            elif kind == "field":
                 out[payload.name] = render(payload, record.get(payload.name))
             elif kind == "parent":
                 name = payload.relationship_name

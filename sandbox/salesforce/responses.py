@@ -22,6 +22,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from sandbox.demo_company import ORG_ID
+from sandbox.salesforce.content import BLOB_CONTENT_TYPE
 from sandbox.salesforce.exceptions import (
     NOT_FOUND,
     SESSION_EXPIRED,
@@ -210,6 +211,11 @@ class SalesforceApi:
         else:
             self.backend.delete(sobject, record_id)
         return Response(status_code=204)
+
+    def blob(self, call: Call) -> Response:
+        groups = call.groups
+        data = self.backend.blob(groups["sobject"], groups["record_id"], groups["field"])
+        return Response(data, media_type=BLOB_CONTENT_TYPE)
 
     def external(self, call: Call) -> Response:
         sobject, field, value = (call.groups[k] for k in ("sobject", "field", "value"))

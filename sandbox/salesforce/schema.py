@@ -42,6 +42,7 @@ SOAP_TYPES = {
     "double": "xsd:double",
     "percent": "xsd:double",
     "int": "xsd:int",
+    "base64": "xsd:base64Binary",
 }
 TEXT_TYPES = {"string", "textarea", "email", "url", "phone", "picklist", "combobox"}
 NUMBER_TYPES = {"currency", "double", "percent", "int"}
@@ -96,8 +97,10 @@ class FieldDef:
             "dependentPicklist": False,
             "digits": self.precision if self.type == "int" else 0,
             "externalId": self.external_id,
-            "filterable": not (self.type == "textarea" and self.length > 255),
-            "groupable": self.type not in {"textarea", "currency", "double", "percent", "datetime"},
+            "filterable": not (self.type == "textarea" and self.length > 255)
+            and self.type != "base64",
+            "groupable": self.type
+            not in {"textarea", "currency", "double", "percent", "datetime", "base64"},
             "htmlFormatted": False,
             "idLookup": self.type == "id" or self.external_id or self.name_field,
             "label": self.label,
@@ -117,7 +120,8 @@ class FieldDef:
             "restrictedPicklist": self.restricted,
             "scale": self.scale,
             "soapType": SOAP_TYPES.get(self.type, "xsd:string"),
-            "sortable": not (self.type == "textarea" and self.length > 255),
+            "sortable": not (self.type == "textarea" and self.length > 255)
+            and self.type != "base64",
             "type": self.type,
             "unique": self.unique,
             "updateable": self.updateable,
@@ -487,6 +491,7 @@ ACCOUNT = _object(
         ChildRelationship("Contacts", "Contact", "AccountId", cascade_delete=True),
         ChildRelationship("Opportunities", "Opportunity", "AccountId", cascade_delete=True),
         ChildRelationship("Contracts", "Contract", "AccountId", cascade_delete=True),
+        ChildRelationship("ContentDocumentLinks", "ContentDocumentLink", "LinkedEntityId", True),
     ],
 )
 
@@ -613,6 +618,7 @@ OPPORTUNITY = _object(
     owned=True,
     children=[
         ChildRelationship("OpportunityLineItems", "OpportunityLineItem", "OpportunityId", True),
+        ChildRelationship("ContentDocumentLinks", "ContentDocumentLink", "LinkedEntityId", True),
     ],
 )
 
@@ -685,6 +691,7 @@ CONTRACT = _object(
         number("Renewal_Unit_Price__c", "Renewal Unit Price", "currency", 16, 2),
         _f("Last_Invoice_Date__c", "Last Invoice Date", "date"),
         text("QB_Renewal_Invoice_Id__c", "QuickBooks Renewal Invoice Id", 64),
+        _f("Renewal_Reminder_Sent__c", "Renewal Reminder Sent", "date"),
         checkbox("Auto_Renew__c", "Auto Renew"),
     ],
     owned=True,
@@ -718,6 +725,83 @@ TASK = _object(
 )
 
 
+# ---- Salesforce Files (see sandbox/salesforce/content.py for their rules) ---------------------
+
+# Records a file can be shared with (ContentDocumentLink.LinkedEntityId, FirstPublishLocationId).
+FILE_LINK_TARGETS = ("Account", "Contact", "Contract", "Opportunity", "User")
+
+CONTENT_DOCUMENT = _object(
+    "ContentDocument",
+    "Content Document",
+    "Content Documents",
+    [
+        text("Title", "Title", 255, nillable=False, name_field=True),
+        textarea("Description", "Description", 1000),
+        readonly(lookup("LatestPublishedVersionId", "Latest Published Version ID",
+                        "ContentVersion", "LatestPublishedVersion")),
+        readonly(number("ContentSize", "Size", "int", 10, 0)),
+        readonly(text("FileType", "File Type", 20)),
+        readonly(text("FileExtension", "File Extension", 40)),
+        readonly(picklist("PublishStatus", "Publish Status", ("U", "P", "R"), length=40)),
+        readonly(checkbox("IsArchived", "Is Archived")),
+    ],
+    owned=True,
+    currency=False,
+    createable=False,
+    children=[
+        ChildRelationship("ContentVersions", "ContentVersion", "ContentDocumentId", True),
+        ChildRelationship("ContentDocumentLinks", "ContentDocumentLink", "ContentDocumentId", True),
+    ],
+)  # fmt: skip
+
+CONTENT_VERSION = _object(
+    "ContentVersion",
+    "Content Version",
+    "Content Versions",
+    [
+        lookup("ContentDocumentId", "ContentDocument ID", "ContentDocument", "ContentDocument",
+               updateable=False, defaulted=True),
+        text("Title", "Title", 255, nillable=False, defaulted=True, name_field=True),
+        textarea("Description", "Description", 1000),
+        text("PathOnClient", "Path On Client", 500, required=True, updateable=False),
+        _f("VersionData", "Version Data", "base64", required=True, updateable=False),
+        text("ReasonForChange", "Reason For Change", 1000),
+        lookup("FirstPublishLocationId", "First Publish Location ID", FILE_LINK_TARGETS,
+               "FirstPublishLocation", updateable=False),
+        readonly(number("ContentSize", "Size", "int", 10, 0)),
+        readonly(text("FileType", "File Type", 20)),
+        readonly(text("FileExtension", "File Extension", 40)),
+        readonly(checkbox("IsLatest", "Is Latest")),
+        readonly(text("VersionNumber", "Version Number", 20)),
+        readonly(text("Checksum", "Checksum", 50)),
+        picklist("Origin", "Content Origin", ("C", "H"), length=40, defaulted=True),
+        picklist("ContentLocation", "Document Location", ("S", "E", "L"), length=40,
+                 defaulted=True),
+        readonly(picklist("PublishStatus", "Publish Status", ("U", "P", "R"), length=40)),
+    ],
+    owned=True,
+    currency=False,
+    deletable=False,
+)  # fmt: skip
+
+CONTENT_DOCUMENT_LINK = _object(
+    "ContentDocumentLink",
+    "Content Document Link",
+    "Content Document Links",
+    [
+        lookup("LinkedEntityId", "Linked Entity ID", FILE_LINK_TARGETS, "LinkedEntity",
+               nillable=False, required=True, updateable=False),
+        lookup("ContentDocumentId", "ContentDocument ID", "ContentDocument", "ContentDocument",
+               nillable=False, required=True, updateable=False),
+        picklist("ShareType", "Share Type", ("V", "C", "I"), length=40, nillable=False,
+                 defaulted=True, restricted=True),
+        picklist("Visibility", "Visibility", ("AllUsers", "InternalUsers", "SharedUsers"),
+                 length=40, defaulted=True, restricted=True),
+    ],
+    currency=False,
+)  # fmt: skip
+
+
 class Schema:
     """All objects of the org, looked up case-insensitively."""
 
@@ -742,6 +826,9 @@ SCHEMA = Schema(
     [
         ACCOUNT,
         CONTACT,
+        CONTENT_DOCUMENT,
+        CONTENT_DOCUMENT_LINK,
+        CONTENT_VERSION,
         CONTRACT,
         OPPORTUNITY,
         OPPORTUNITY_LINE_ITEM,

@@ -3,7 +3,8 @@
 - ``empty``: what every org has: the users, the Opportunity record types (one per QuickBooks
   realm), the standard price book and the Organization row.
 - ``demo``: plus products with standard prices in every active currency, accounts with a billing
-  contact each, opportunities with line items, and contracts coming up for renewal.
+  contact each, opportunities with line items, their files (signed order forms in Salesforce
+  Files), and contracts coming up for renewal.
 
 Ids come from ``DemoCompany.sf_id(key)`` where the demo company names them (users, accounts,
 products, opportunities, contracts) and from ``salesforce_id(object, n)`` otherwise, so both are
@@ -213,6 +214,21 @@ def _demo(backend: SalesforceBackend, company: DemoCompany, now: datetime) -> No
                 created=created,
             )
         backend.set_modified(opp_id, modified)
+
+    for n, file in enumerate(company.files, start=1):
+        opp = next(o for o in company.opportunities if o.key == file.opportunity_key)
+        backend.insert(
+            "ContentVersion",
+            {
+                "Title": file.title,
+                "PathOnClient": file.path_on_client,
+                "VersionData": file.content,
+                "FirstPublishLocationId": company.sf_id(file.opportunity_key),
+                "OwnerId": company.sf_id(opp.owner_key),
+            },
+            record_id=salesforce_id("ContentVersion", n),
+            created=_at(file.created, 11, now),
+        )
 
     for contract in company.contracts:
         realm = company.realm(contract.realm_key)

@@ -15,6 +15,7 @@ from sandbox.salesforce import seed
 from sandbox.salesforce.bulk import generate_json
 from sandbox.salesforce.exceptions import NOT_FOUND, SESSION_EXPIRED, default_body, sf_json
 from sandbox.salesforce.models import SalesforceBackend
+from sandbox.salesforce.outbound import OutboundDispatcher, outbound_routes
 from sandbox.salesforce.responses import SalesforceApi, method_not_allowed
 from sandbox.salesforce.urls import classify
 
@@ -34,6 +35,13 @@ class SalesforceEmulator(EmulatedService):
     def __init__(self, clock: Clock | None = None, profile: str = "demo") -> None:
         clock = clock or Clock()
         self.backend = SalesforceBackend(clock)
+        self.outbound = OutboundDispatcher(
+            self.backend.record,
+            lambda: self.base_url,
+            session=self._outbound_session,
+            now=clock.now,
+        )
+        self.backend.on_commit = self.outbound.on_commit
         self.api = SalesforceApi(self.backend, self._instance_url)
         super().__init__(clock, profile)
 
@@ -44,7 +52,17 @@ class SalesforceEmulator(EmulatedService):
 
     # ---- EmulatedService ---------------------------------------------------------------------
     def load(self, profile: str) -> None:
+        self.outbound.reset()
         seed.load(self.backend, profile)
+
+    def close(self) -> None:
+        """Stop the outbound message sender (call when the emulator is done for good)."""
+        self.outbound.close()
+
+    def _outbound_session(self) -> str:
+        creds = self.backend.credentials
+        password = creds.password + creds.security_token
+        return self.backend.soap_login(creds.username, password).token
 
     def routes(self) -> list[BaseRoute]:
         return [
@@ -55,6 +73,7 @@ class SalesforceEmulator(EmulatedService):
             Route("/_sandbox/limits", self._limits, methods=["GET", "POST"]),
             Route("/_sandbox/expire-sessions", self._expire_sessions, methods=["POST"]),
             Route("/_sandbox/generate", self._generate, methods=["POST"]),
+            *outbound_routes(self.outbound),
         ]
 
     def info(self, base_url: str, ca_bundle: str | None) -> dict[str, Any]:

@@ -46,6 +46,12 @@ API_ROUTES = (
         "record",
         "sobjects/{sobject}",
     ),
+    _route(  # a blob field's bytes (sandbox/salesforce/content.py)
+        r"sobjects/(?P<sobject>\w+)/(?P<record_id>[^/]+)/(?P<field>VersionData)/?",
+        "GET",
+        "blob",
+        "sobjects/{sobject}/VersionData",
+    ),
     _route(
         r"sobjects/(?P<sobject>\w+)/(?P<field>\w+)/(?P<value>[^/]+)/?",
         "GET PATCH",

@@ -6,6 +6,8 @@ Stored values are native Python: ``str``, ``bool``, ``Decimal`` (currency, doubl
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
@@ -144,6 +146,13 @@ def coerce(field: FieldDef, raw: Any) -> Any:
         if not isinstance(raw, str):
             raise BadValue(field, raw, "String")
         return raw.strip() or None
+    if kind == "base64":  # stored as bytes, read back from the blob URL (see content.py)
+        if not isinstance(raw, str):
+            raise BadValue(field, raw, "base64Binary")
+        try:
+            return base64.b64decode("".join(raw.split()), validate=True)
+        except (binascii.Error, ValueError):
+            raise BadValue(field, raw[:100], "base64Binary") from None
     raise BadValue(field, raw, "String")  # pragma: no cover - every schema type is handled
 
 

@@ -13,6 +13,7 @@ from sandbox.core.clock import Clock
 from sandbox.core.service import EmulatedService
 from sandbox.slack import seed, urls
 from sandbox.slack.exceptions import SlackError, fault_error_code
+from sandbox.slack.interactions import Interactivity, interaction_routes
 from sandbox.slack.models import BOT_TOKEN, BOT_USER_ID, SIGNING_SECRET, TEAM_ID, SlackBackend
 from sandbox.slack.responses import SlackResponses
 
@@ -25,13 +26,15 @@ class SlackEmulator(EmulatedService):
 
     def __init__(self, clock: Clock | None = None, profile: str = "demo") -> None:
         self.backend = SlackBackend(clock or Clock())
+        self.interactivity = Interactivity(self.backend, SIGNING_SECRET)
         super().__init__(self.backend.clock, profile)
 
     def routes(self) -> list[BaseRoute]:
-        return urls.routes(SlackResponses(self.backend))
+        return urls.routes(SlackResponses(self.backend)) + interaction_routes(self.interactivity)
 
     def load(self, profile: str) -> None:
         seed.load(self.backend, profile)
+        self.interactivity.reset()
 
     def info(self, base_url: str, ca_bundle: str | None) -> dict[str, Any]:
         return {

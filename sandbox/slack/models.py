@@ -452,6 +452,22 @@ class SlackBackend:
                 link += f"?thread_ts={message.thread_ts}&cid={channel.id}"
             return {"channel": channel.id, "permalink": link}
 
+    def interaction_target(
+        self, channel_ref: str, ts: str, user_id: str
+    ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+        """(channel ``{id, name}``, message, user) of a click on a message, as an interaction
+        payload shows them; the clicking user must see the channel (be a member)."""
+        with self._lock:
+            user = self.users.get(user_id)
+            if user is None or user.deleted or user.is_bot:
+                raise SlackError("user_not_found")
+            channel = self._channel_for_posting(channel_ref, user_id)
+            if user_id not in channel.members:
+                raise SlackError("not_in_channel")
+            message = self._find(channel, ts)
+            where = {"id": channel.id, "name": channel.name or "directmessage"}
+            return where, message.to_api(), user.to_api()
+
     # ---- conversations.* ---------------------------------------------------------------------
     def list_conversations(self, viewer: str, args: dict[str, Any]) -> dict[str, Any]:
         types = {t.strip() for t in str(args.get("types") or "public_channel").split(",")}
