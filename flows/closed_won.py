@@ -2,10 +2,12 @@
 
 1. Read the Closed Won deals changed since the watermark (or a date range, or given Ids), with
    their accounts, owners and line items, in one SOQL query; plus the deals parked for review.
-2. Validate and route each to its QuickBooks company; plan: ready, needs approval, problems.
+2. Validate and route each to its QuickBooks company; plan: ready, needs approval, problems;
+   look up their signed contracts (Salesforce Files) and hold those without one if configured.
 3. Per company: match or create customers, draft invoices, create them exactly once (batches).
 4. Deals above the approval threshold each get their own approval run and wait there.
-5. Write the outcome back to each Opportunity (composite collections), report (artifact + Slack),
+5. Attach each new invoice's signed contract and e-mail it (retrying earlier undelivered ones).
+6. Write the outcome back to each Opportunity (composite collections), report (artifact + Slack),
    advance the watermark past what is settled, and fail the run loudly if any deal errored.
 """
 
@@ -23,8 +25,15 @@ from blocks.loading import load_block
 from blocks.quickbooks import QuickBooksConnection
 from blocks.salesforce import SalesforceCredentials
 from blocks.slack import SlackConnection
+from flows.delivery import (
+    check_contracts_before_invoicing,
+    deliver_invoices,
+    delivery_errors,
+    delivery_lines,
+)
 from flows.invoicing import RealmResult, invoice_deals
 from revbridge.config import RevbridgeConfig, load_config
+from revbridge.delivery import Delivery, apply_hold, merge_delivery
 from revbridge.models import Opportunity, Problem
 from revbridge.plan import Invalid, RunPlan, Skipped, plan_run
 from revbridge.report import AuditRow, escape_slack, markdown_table, slack_summary
@@ -69,6 +78,12 @@ def closed_won_to_invoice(
         records += query_records(salesforce, closed_won_query(ids=review_ids[:MAX_IDS]))
     opps, unreadable = _parse(records)
     plan = plan_run(opps, config)
+    # contracts are looked up before anything is created: `missing_contract: hold` keeps a deal
+    # without one out of invoicing and approval (Needs Review) until the file is there
+    waiting = [o for p in plan.realms.values() for o in (*p.ready, *p.approval)]
+    check = check_contracts_before_invoicing(salesforce, config, waiting)
+    if check is not None:
+        plan = apply_hold(plan, check)
     logger.info("plan: %s", plan.counts)
 
     # Realms run side by side: each has its own API limits, and one that is down does not stop
@@ -114,10 +129,13 @@ def closed_won_to_invoice(
     rows = [row for r in realms for row in r.rows]
     errors = [e for r in realms for e in r.errors]
     unwritten: set[str] = set()
+    deliveries: list[Delivery] = []
     if not dry_run:
-        failed, unwritten = _write_back(salesforce, config, realms, opps, started)
+        deliveries = deliver_invoices(salesforce, config, realms, opps, check)
+        errors += delivery_errors(deliveries)
+        failed, unwritten = _write_back(salesforce, config, realms, opps, started, deliveries)
         errors += failed
-    _report(slack, config.slack.alerts_channel, rows, errors, dry_run)
+    _report(slack, config.slack.alerts_channel, rows, errors, dry_run, delivery_lines(deliveries))
     if polling and not dry_run:
         _advance(state, opps, realms, started, unwritten)
 
@@ -199,6 +217,7 @@ def _write_back(
     realms: list[RealmResult],
     opps: list[Opportunity],
     now: datetime,
+    deliveries: Sequence[Delivery] = (),
 ) -> tuple[list[str], set[str]]:
     """Write each outcome to its Opportunity. A deal already parked as Needs Review is not
     rewritten (that would bump its SystemModstamp and bring it back every run). Returns the
@@ -214,6 +233,7 @@ def _write_back(
         ]
         realm_id = config.realms[result.realm].realm_id if result.realm in config.realms else None
         bodies += opportunity_updates(outcomes, realm_id, now)
+    bodies = merge_delivery(bodies, deliveries)  # the invoice link and Invoice_Sent__c
     if not bodies:
         return [], set()
     try:
@@ -228,7 +248,12 @@ def _write_back(
 
 
 def _report(
-    slack: SlackConnection, channel: str, rows: list[AuditRow], errors: list[str], dry_run: bool
+    slack: SlackConnection,
+    channel: str,
+    rows: list[AuditRow],
+    errors: list[str],
+    dry_run: bool,
+    delivered: Sequence[str] = (),
 ) -> None:
     title = "Closed Won → QuickBooks" + (" (dry run)" if dry_run else "")
     publish_audit(
@@ -238,8 +263,10 @@ def _report(
         description=title,
     )
     acted = [r for r in rows if r.outcome != "Skipped"]
-    if acted or errors:
+    if acted or errors or delivered:
         text = slack_summary(acted, title=title)
+        if delivered:
+            text += "\n*Delivery*:\n" + "\n".join(delivered[:20])
         if errors:
             listed = "\n".join(f"• {escape_slack(e[:300])}" for e in errors[:5])
             more = f"\n• … and {len(errors) - 5} more" if len(errors) > 5 else ""

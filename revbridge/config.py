@@ -8,12 +8,18 @@ from __future__ import annotations
 
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from revbridge.config_sections import CustomerSyncConfig, ReconciliationConfig
+from revbridge.config_sections import (
+    CustomerSyncConfig,
+    DeliveryConfig,
+    ReconciliationConfig,
+    RemindersConfig,
+    TokenHealthConfig,
+)
 from revbridge.text import name_key
 
 DEFAULT_FREE_MAIL_DOMAINS = (
@@ -73,6 +79,11 @@ class RealmConfig(_Section):
         default_factory=list, description="Opportunity owner emails routed here (after types)"
     )
     currency: str = Field(pattern=r"^[A-Z]{3}$", description="the company's home currency")
+    other_currencies: list[Annotated[str, Field(pattern=r"^[A-Z]{3}$")]] = Field(
+        default_factory=list,
+        description="foreign currencies deals may be invoiced in (QuickBooks multicurrency on); "
+        "amounts stay in the deal's currency and QuickBooks supplies the exchange rate",
+    )
     item_map: dict[str, ItemRef] = Field(
         default_factory=dict, description="Salesforce ProductCode → QuickBooks Item"
     )
@@ -85,6 +96,10 @@ class RealmConfig(_Section):
     @classmethod
     def _realm_id_text(cls, value: Any) -> Any:
         return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+    def accepts(self, currency: str) -> bool:
+        """Whether deals in ``currency`` may be invoiced in this company."""
+        return currency == self.currency or currency in self.other_currencies
 
     def item_for(self, product_code: str | None) -> ItemRef | None:
         """The QuickBooks item a Salesforce ProductCode maps to, if any."""
@@ -119,6 +134,12 @@ class MatchingConfig(_Section):
     free_mail_domains: list[str] = Field(default_factory=lambda: list(DEFAULT_FREE_MAIL_DOMAINS))
     name_collision: Literal["suffix", "review"] = "suffix"
     suffix: str = " (Customer)"
+    currency_mismatch: Literal["review", "per_currency"] = Field(
+        default="review",
+        description="a deal whose customer is billed in another currency: 'review' holds it for "
+        "a human; 'per_currency' bills it to (or creates) that account's customer in the deal's "
+        "currency, named with the currency as suffix, e.g. 'Globex (EUR)'",
+    )
 
     @model_validator(mode="after")
     def _ordered(self) -> MatchingConfig:
@@ -148,6 +169,9 @@ class RevbridgeConfig(_Section):
     post_closed_stage: str = "Closed Won - Paid"
     reconciliation: ReconciliationConfig = Field(default_factory=ReconciliationConfig)
     customer_sync: CustomerSyncConfig = Field(default_factory=CustomerSyncConfig)
+    delivery: DeliveryConfig = Field(default_factory=DeliveryConfig)
+    reminders: RemindersConfig = Field(default_factory=RemindersConfig)
+    token_health: TokenHealthConfig = Field(default_factory=TokenHealthConfig)
 
     @model_validator(mode="after")
     def _consistent(self) -> RevbridgeConfig:
@@ -169,6 +193,9 @@ class RevbridgeConfig(_Section):
         for name, realm in self.realms.items():
             if ids.count(realm.realm_id) > 1:
                 errors.append(f"realms.{name}.realm_id: {realm.realm_id} is used by two realms")
+        for name in self.reminders.digest_channels:
+            if name not in self.realms:
+                errors.append(f"reminders.digest_channels: unknown realm '{name}'")
         if errors:
             raise ValueError("\n".join(errors))
         return self

@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import yaml
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterTags
 from prefect.client.schemas.sorting import FlowRunSort
@@ -68,6 +70,20 @@ def fresh(sandbox: Sandbox, approval_deployment: str) -> Iterator[Sandbox]:
 def blocks(fresh: Sandbox) -> SandboxBlocks:
     """Unsaved blocks for the test's own checks, with no client cached from an earlier seed."""
     return blocks_from_info(fresh.info())
+
+
+def demo_config(path: Path, edit: Callable[[dict[str, Any]], None]) -> str:
+    """config/demo.yaml changed by ``edit``, written to ``path``: its path, for ``config_path``."""
+    config = yaml.safe_load(Path("config/demo.yaml").read_text())
+    edit(config)
+    path.write_text(yaml.safe_dump(config, allow_unicode=True))
+    return str(path)
+
+
+def without_delivery(tmp_path: Path) -> str:
+    """The demo config with invoice delivery off (no contract upload or e-mail per invoice):
+    what the call-budget checks measure, as QuickBooks has no batch form of either call."""
+    return demo_config(tmp_path / "no-delivery.yaml", lambda c: c.pop("delivery", None))
 
 
 def calls(sandbox: Sandbox, service: str) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import httpx
 
@@ -10,15 +11,16 @@ from blocks.sandbox import SandboxBlocks
 from flows.closed_won import closed_won_to_invoice
 from sandbox.core.server import Sandbox
 from sandbox.salesforce.bulk import GenerateRequest, generate
-from tests.flows.conftest import calls
+from tests.flows.conftest import calls, without_delivery
 from tests.flows.test_closed_won import invoices
 
 DEALS = 500
 
 
 def test_a_500_deal_backfill_is_invoiced_once_within_the_call_budget(
-    fresh: Sandbox, blocks: SandboxBlocks
+    fresh: Sandbox, blocks: SandboxBlocks, tmp_path: Path
 ) -> None:
+    config_path = without_delivery(tmp_path)
     start = fresh.clock.today() - timedelta(days=430)  # long before any demo deal
     end = start + timedelta(days=29)
     request = GenerateRequest(
@@ -29,7 +31,9 @@ def test_a_500_deal_backfill_is_invoiced_once_within_the_call_budget(
     for service in fresh.services.values():
         service.calls.clear()
 
-    state = closed_won_to_invoice(closed_from=start, closed_to=end, return_state=True)
+    state = closed_won_to_invoice(
+        closed_from=start, closed_to=end, config_path=config_path, return_state=True
+    )
     assert state.is_completed(), state.message
     qbo, sf = calls(fresh, "quickbooks"), calls(fresh, "salesforce")
 
@@ -49,7 +53,9 @@ def test_a_500_deal_backfill_is_invoiced_once_within_the_call_budget(
     # again: nothing new is created, and reading costs a handful of calls
     for service in fresh.services.values():
         service.calls.clear()
-    again = closed_won_to_invoice(closed_from=start, closed_to=end, return_state=True)
+    again = closed_won_to_invoice(
+        closed_from=start, closed_to=end, config_path=config_path, return_state=True
+    )
     assert again.is_completed(), again.message
     assert calls(fresh, "quickbooks")["total"] == 0  # every deal already carries its invoice
     assert sum(len(invoices(blocks, realm)) for realm in ("us", "eu")) == DEALS

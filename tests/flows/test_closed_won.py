@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from prefect.client.orchestration import get_client
@@ -15,7 +16,7 @@ from blocks.sandbox import SandboxBlocks
 from flows.closed_won import STATE_VARIABLE, closed_won_to_invoice
 from sandbox.core.server import Sandbox
 from sandbox.demo_company import REALMS, DemoCompany, build
-from tests.flows.conftest import calls, inject, slack_messages
+from tests.flows.conftest import calls, inject, slack_messages, without_delivery
 
 THRESHOLD = Decimal("25000")
 
@@ -257,10 +258,10 @@ def httpx_clear(sandbox: Sandbox) -> None:
         service.faults.clear()
 
 
-def test_api_calls_stay_batched(fresh: Sandbox, blocks: SandboxBlocks) -> None:
+def test_api_calls_stay_batched(fresh: Sandbox, blocks: SandboxBlocks, tmp_path: Path) -> None:
     for service in fresh.services.values():
         service.calls.clear()
-    closed_won_to_invoice(return_state=True)
+    closed_won_to_invoice(config_path=without_delivery(tmp_path), return_state=True)
     qbo = calls(fresh, "quickbooks")
     sf = calls(fresh, "salesforce")
     invoiced = sum(len(invoices(blocks, r.key)) for r in REALMS)
