@@ -1,11 +1,15 @@
 """Finance approval for one big deal, in its own flow run.
 
 1. Read the deal again; stop if it is already invoiced or no longer valid.
-2. Ask finance in Slack, linking this run (once: the post is cached across the resume).
-3. Suspend until someone submits the form in the Prefect UI (Approve / Reject, approver, comment).
-   Nothing is held while it waits; on resume the flow runs again from the top.
+2. Ask finance in Slack, linking this run, with Approve / Reject buttons when the Slack block has
+   a signing secret (once: the post is cached across the resume).
+3. Suspend until someone submits the form in the Prefect UI (Approve / Reject, approver, comment)
+   or an approver clicks a button (receiver/slack.py resumes the run with the same input).
+   Nothing is held while it waits; on resume the flow runs again from the top. The request then
+   shows who decided, its buttons gone.
 4. Approved by a listed approver, for the amount that was asked: invoice it exactly like the
-   Closed Won flow does. Rejected: write Rejected back. Either way, say so in Slack.
+   Closed Won flow does, attach its signed contract and e-mail it (`flows.delivery`).
+   Rejected: write Rejected back. Either way, say so in Slack.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Literal
+from uuid import UUID
 
 from prefect import flow, get_run_logger, task
 from prefect.flow_runs import suspend_flow_run
@@ -20,17 +25,26 @@ from prefect.input import RunInput
 from prefect.runtime import flow_run as runtime_flow_run
 from prefect.states import Completed, Failed, State
 from pydantic import Field
+from slack_sdk.errors import SlackApiError
 
 from blocks.loading import load_block
 from blocks.quickbooks import QuickBooksConnection
 from blocks.salesforce import SalesforceCredentials
 from blocks.slack import SlackConnection
+from flows.delivery import check_contracts_before_invoicing, deliver_invoices, delivery_errors
 from flows.invoicing import invoice_deals
 from revbridge.approval import approval_key
 from revbridge.config import RevbridgeConfig, load_config
+from revbridge.delivery import merge_delivery
 from revbridge.models import Opportunity, Problem
 from revbridge.plan import plan_run
 from revbridge.report import escape_slack
+from revbridge.slack_approval import (
+    ButtonValue,
+    decided_blocks,
+    decision_line,
+    request_blocks,
+)
 from revbridge.soql import closed_won_query
 from revbridge.writeback import SyncOutcome, opportunity_updates
 from tasks.salesforce import query_records, update_records
@@ -66,7 +80,7 @@ def invoice_approval(
         logger.info("%s needs no approval any more: %s", opp.id, reason)
         return Completed(message=f"nothing to approve: {reason}")
 
-    announce(slack, config, opp, requested_amount)
+    asked = announce(slack, config, opp, requested_amount)
     decision, attempt = None, 0
     while attempt < MAX_ATTEMPTS:
         attempt += 1
@@ -85,6 +99,7 @@ def invoice_approval(
         decision = None
     if decision is None:
         return Failed(message=f"no valid approval for {opp.id} after {MAX_ATTEMPTS} attempts")
+    conclude(slack, asked, decision.decision, decision.approver, decision.comment)
 
     now = datetime.now(UTC)
     who = decision.approver
@@ -126,8 +141,11 @@ def invoice_approval(
     result = invoice_deals(
         realm_name, realm_cfg, config, connection, [opp], now.date(), approvals={opp.id: approval}
     )
+    check = check_contracts_before_invoicing(salesforce, config, [opp])
+    deliveries = deliver_invoices(salesforce, config, [result], [opp], check, retry=False)
     failures = update_records(
-        salesforce, opportunity_updates(result.outcomes, realm_cfg.realm_id, now)
+        salesforce,
+        merge_delivery(opportunity_updates(result.outcomes, realm_cfg.realm_id, now), deliveries),
     )
     row = result.rows[0] if result.rows else None
     text = (
@@ -137,8 +155,13 @@ def invoice_approval(
         else f":x: {escape_slack(opp.name)} approved by {escape_slack(who)} but not invoiced: "
         f"{escape_slack(row.reason if row else 'no result')}"
     )
+    for delivery in deliveries:
+        text += f"; {escape_slack(delivery.summary())}"
     notify(slack, config.slack.approvals_channel, text, f"done-{opp.id}")
     if result.errors or failures or not row or row.outcome != "Invoiced":
+        return Failed(message=text)
+    if errors := delivery_errors(deliveries):  # the invoice stands; the next poll run retries
+        return Failed(message="; ".join(errors))
         return Failed(message=text)
     return Completed(message=f"approved by {who}, invoice {row.invoice_text}")
 
@@ -168,7 +191,9 @@ def _once_per_run(kind: str, field: str) -> Any:
 def announce(
     slack: SlackConnection, config: RevbridgeConfig, opp: Opportunity, amount: str
 ) -> dict[str, str]:
-    """Ask finance once per approval run (cached: the resumed run does not ask again)."""
+    """Ask finance once per approval run (cached: the resumed run does not ask again). With a
+    signing secret on the Slack block (interactivity is set up) the message has Approve / Reject
+    buttons carrying this run's id. Returns the message's channel, ts and text."""
     owner = (opp.owner.name if opp.owner else None) or "unknown owner"
     customer = opp.account.name if opp.account else "?"
     text = (
@@ -177,7 +202,30 @@ def announce(
         f"(owner {escape_slack(owner)}). Approve or reject in Prefect: <{_flow_run_url()}|open the "
         f"approval form>"
     )
-    return post_message.fn(slack, text, channel=config.slack.approvals_channel)
+    blocks = None
+    if slack.signing_secret is not None:
+        blocks = request_blocks(text, ButtonValue(UUID(str(runtime_flow_run.id)), opp.id))
+    posted = post_message.fn(slack, text, channel=config.slack.approvals_channel, blocks=blocks)
+    return {**posted, "text": text}
+
+
+@task(cache_key_fn=_once_per_run("conclude", "decision"), persist_result=True)
+def conclude(
+    slack: SlackConnection, asked: dict[str, str], decision: str, approver: str, comment: str
+) -> None:
+    """The request shows who decided, and its buttons go (once per run; the Slack receiver may
+    already have done the same). Best effort: a Slack failure here must not stop the invoice."""
+    line = decision_line(decision, approver, comment)
+    text = asked.get("text") or "Approval request"  # runs asked before the buttons had no text
+    try:
+        slack.get_client().chat_update(
+            channel=asked["channel"],
+            ts=asked["ts"],
+            text=text,
+            blocks=decided_blocks(None, text, line),
+        )
+    except (SlackApiError, OSError) as exc:
+        get_run_logger().warning("could not mark the approval request as decided: %s", exc)
 
 
 @task(cache_key_fn=_once_per_run("notify", "key"), persist_result=True)
