@@ -17,6 +17,7 @@ from typing import Any
 from blocks.quickbooks import QuickBooksConnection
 from blocks.salesforce import AuthFlow, SalesforceCredentials
 from blocks.slack import SlackConnection
+from tasks.locks import ensure_invoicing_lock
 
 # The redirect URI the sandbox's QuickBooks app has registered (used only by the authorize flow).
 SANDBOX_QBO_REDIRECT_URI = "http://127.0.0.1:8765/callback"
@@ -87,8 +88,9 @@ def slack_from_info(section: Mapping[str, Any]) -> SlackConnection:
 
 def save_all(blocks: SandboxBlocks, prefix: str = "sandbox") -> dict[str, str]:
     """Save every block under a stable name (``<prefix>-salesforce``, ``<prefix>-quickbooks-us``,
-    ``<prefix>-slack``), overwriting older versions, and create each realm's token lock (a global
-    concurrency limit of 1). Returns {"salesforce" | "quickbooks-<key>" | "slack": block name}."""
+    ``<prefix>-slack``), overwriting older versions, and create each realm's token lock and
+    invoicing lock (global concurrency limits of 1). Returns {"salesforce" | "quickbooks-<key>"
+    | "slack": block name}."""
     names: dict[str, str] = {}
     blocks.salesforce.save(_name(prefix, "salesforce"), overwrite=True)
     names["salesforce"] = _name(prefix, "salesforce")
@@ -96,6 +98,7 @@ def save_all(blocks: SandboxBlocks, prefix: str = "sandbox") -> dict[str, str]:
         name = _name(prefix, f"quickbooks-{key}")
         connection.save(name, overwrite=True)
         connection.ensure_token_lock()
+        ensure_invoicing_lock(connection.realm_id)
         names[f"quickbooks-{key}"] = name
     blocks.slack.save(_name(prefix, "slack"), overwrite=True)
     names["slack"] = _name(prefix, "slack")

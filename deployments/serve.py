@@ -2,10 +2,12 @@
 
 The Closed Won flow polls on an interval; the approval flow has no schedule: the Closed Won flow
 starts one run of it per big deal, and the runner here executes it (and resumes it when finance
-decides in the UI). Payments sync on every ``revbridge.qbo.change`` event the webhook receiver
-emits, with a CDC sweep every 15 minutes as the backstop; aging and renewals run daily, customer
-sync hourly, the cleanse audit weekly and the reconciliation monthly.
-``prefect.yaml`` declares the same deployments for work pools.
+decides in the UI or in Slack). A Salesforce push (Outbound Message or Flow callout, through the
+receiver) runs the Closed Won flow at once for that one deal. Payments sync on every
+``revbridge.qbo.change`` event the webhook receiver emits, with a CDC sweep every 15 minutes as
+the backstop; aging, renewals and the token health check run daily, customer sync hourly, the
+cleanse audit weekly and the reconciliation monthly. ``prefect.yaml`` declares the same
+deployments for work pools.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from flows.customer_sync import customer_cleanse_audit, customer_sync
 from flows.payments import sync_payments
 from flows.reconcile import monthly_reconciliation
 from flows.renewals import contract_renewals
+from flows.token_health import token_health
 
 POLL_INTERVAL = timedelta(minutes=5)
 
@@ -43,6 +46,17 @@ def payment_trigger() -> DeploymentEventTrigger:
     )
 
 
+def push_trigger() -> DeploymentEventTrigger:
+    """One Closed Won run per deal a Salesforce push named (the receiver's
+    ``revbridge.salesforce.closed_won`` event); the poller stays as the backstop and the
+    realm's invoicing lock makes the two take turns."""
+    return DeploymentEventTrigger(
+        expect={"revbridge.salesforce.closed_won"},
+        match={"prefect.resource.id": "salesforce.opportunity.*"},
+        parameters={"opportunity_ids": "{{ event.payload.opportunity_ids }}"},
+    )
+
+
 def deployments(config_path: str, poll_every: timedelta = POLL_INTERVAL) -> list[Any]:
     config = {"config_path": config_path}
     return [
@@ -53,6 +67,13 @@ def deployments(config_path: str, poll_every: timedelta = POLL_INTERVAL) -> list
             tags=["revbridge", "invoicing"],
             description="Closed Won → QuickBooks invoices, every few minutes (run it with "
             "opportunity_ids to invoice now, or closed_from/closed_to to backfill).",
+        ),
+        closed_won_to_invoice.to_deployment(
+            name="on-push",
+            parameters=config,
+            triggers=[push_trigger()],
+            tags=["revbridge", "invoicing"],
+            description="Closed Won → invoice for the one deal a Salesforce push named.",
         ),
         invoice_approval.to_deployment(
             name="invoice-approval",
@@ -108,6 +129,14 @@ def deployments(config_path: str, poll_every: timedelta = POLL_INTERVAL) -> list
             parameters=config,
             tags=["revbridge", "customers"],
             description="Duplicates within and across Salesforce and QuickBooks.",
+        ),
+        token_health.to_deployment(
+            name="daily",
+            cron="45 7 * * *",
+            parameters=config,
+            tags=["revbridge", "tokens"],
+            description="Every connection authenticates; a refresh token expiring within 14 "
+            "days, or a connection that fails, is posted to Slack with how to re-authorize.",
         ),
     ]
 

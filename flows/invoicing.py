@@ -4,7 +4,9 @@ reference data → customer matching → new customers → invoice drafts → cr
 Plain functions that call tasks, so the flows read like the step list. Three guards make "exactly
 once": the plan skips deals whose QB_Invoice_Id__c is set; invoices found again by their
 PrivateNote marker (created before a crash, never written back) are written back instead of
-created; and every batch carries the requestid of its body, so a retry replays.
+created; and every batch carries the requestid of its body, so a retry replays. Runs that pick
+up the same deal at once (a push-triggered run and the poller) take turns per realm
+(`tasks.locks.invoicing_lock`), so the second finds the first one's customer and invoice.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from revbridge.matching import CustomerMatch, match_accounts, new_customer_paylo
 from revbridge.models import Account, Opportunity, Problem
 from revbridge.report import AuditRow
 from revbridge.writeback import SyncOutcome
+from tasks.locks import invoicing_lock
 from tasks.quickbooks import create_in_batches, find_marked_invoices, load_realm_reference
 
 if TYPE_CHECKING:
@@ -83,6 +86,26 @@ def invoice_deals(
     dry_run: bool = False,
     approvals: dict[str, SyncOutcome] | None = None,
 ) -> RealmResult:
+    """`_invoice_deals` holding the realm's invoicing lock (a dry run writes nothing and
+    takes no lock)."""
+    args = (realm, realm_cfg, config, connection, opps, today)
+    if not opps or dry_run:
+        return _invoice_deals(*args, dry_run=dry_run, approvals=approvals)
+    with invoicing_lock(connection.realm_id):
+        return _invoice_deals(*args, dry_run=dry_run, approvals=approvals)
+
+
+def _invoice_deals(
+    realm: str,
+    realm_cfg: RealmConfig,
+    config: RevbridgeConfig,
+    connection: QuickBooksConnection,
+    opps: Sequence[Opportunity],
+    today: date,
+    *,
+    dry_run: bool = False,
+    approvals: dict[str, SyncOutcome] | None = None,
+) -> RealmResult:
     """Invoice validated, approved-or-small deals of one realm. ``approvals`` carries the
     approver fields to write back with each approved deal's outcome."""
     result = RealmResult(realm=realm)
@@ -90,15 +113,16 @@ def invoice_deals(
         return result
     reference = load_realm_reference(connection)
     existing = _find_existing(connection, opps)
-    pairs = [(o.account, o.currency or realm_cfg.currency) for o in opps if o.account is not None]
+    pairs = [(o.account, billed_in(o, realm_cfg)) for o in opps if o.account is not None]
     matches = match_in_realm(pairs, reference, config)
-    customer_ids = _create_customers(realm, connection, opps, matches, result, dry_run)
+    customer_ids = _create_customers(realm, realm_cfg, connection, opps, matches, result, dry_run)
     items = {i["Name"]: str(i["Id"]) for i in reference.get("Item", []) if i.get("Active", True)}
     terms = {t["Name"]: str(t["Id"]) for t in reference.get("Term", []) if t.get("Active", True)}
 
     drafts = []
     for opp in opps:
-        match = matches[opp.account.id] if opp.account else None
+        key = customer_key(opp.account.id, billed_in(opp, realm_cfg)) if opp.account else None
+        match = matches[key] if key else None
         extra = (approvals or {}).get(opp.id)
         if opp.id in existing:
             invoice = existing[opp.id]
@@ -120,7 +144,7 @@ def invoice_deals(
             continue
         if match is None or opp.account is None:
             continue  # validation guarantees an account; nothing to do without one
-        customer_id = customer_ids.get(opp.account.id)
+        customer_id = customer_ids.get(key) if key else None
         if customer_id is None:
             continue  # reported by _create_customers (review or refused)
         try:
@@ -189,22 +213,51 @@ def match_in_realm(
 ) -> dict[str, CustomerMatch]:
     """Match ``(account, billing currency)`` pairs against a realm's customers, one currency at
     a time (a customer billed in another currency is never reused), with vendor and employee
-    names reserved. Keyed by Account Id. The Closed Won and renewal flows share it."""
+    names reserved. Keyed by `customer_key` (Account Id and currency: one account may have deals
+    in two currencies in one run). The Closed Won and renewal flows share it.
+
+    ``matching.currency_mismatch: per_currency``: each currency is matched only against the
+    customers billed in it (QuickBooks never changes a customer's currency), so an account
+    billed in USD gets a second customer for its EUR deals, named with the currency suffix;
+    the other currencies' customer names stay taken."""
     taken = [
         str(r.get("DisplayName") or "")
         for r in reference.get("Vendor", []) + reference.get("Employee", [])
     ]
+    customers = reference.get("Customer", [])
     by_currency: dict[str, list[Account]] = {}
     for account, currency in accounts:
         by_currency.setdefault(currency, []).append(account)
     matches: dict[str, CustomerMatch] = {}
     for currency, group in by_currency.items():
-        matches.update(
-            match_accounts(
-                group, reference.get("Customer", []), taken, config.matching, currency=currency
+        pool, names, settings = customers, taken, config.matching
+        if settings.currency_mismatch == "per_currency":
+            pool = [c for c in customers if _billed_in(c) in (None, currency)]
+            names = taken + [
+                str(c.get("DisplayName") or "")
+                for c in customers
+                if _billed_in(c) not in (None, currency)
+            ]
+            settings = settings.model_copy(
+                update={"name_collision": "suffix", "suffix": f" ({currency})"}
             )
-        )
+        found = match_accounts(group, pool, names, settings, currency=currency)
+        matches.update({customer_key(aid, currency): m for aid, m in found.items()})
     return matches
+
+
+def customer_key(account_id: str, currency: str) -> str:
+    """Which customer a deal is billed to: its account's, in the deal's currency."""
+    return f"{account_id}/{currency}"
+
+
+def billed_in(opp: Opportunity, realm_cfg: RealmConfig) -> str:
+    """The currency a deal is invoiced in: its own, else the company's home currency."""
+    return opp.currency or realm_cfg.currency
+
+
+def _billed_in(customer: dict[str, Any]) -> str | None:
+    return (customer.get("CurrencyRef") or {}).get("value")
 
 
 @dataclass
@@ -219,31 +272,33 @@ class CustomerResolution:
 
 def resolve_customers(
     connection: QuickBooksConnection,
-    accounts: Sequence[tuple[Account, str | None]],
+    accounts: Sequence[tuple[Account, str]],
     matches: dict[str, CustomerMatch],
     *,
     dry_run: bool = False,
 ) -> CustomerResolution:
-    """Act on the matches of ``(account, currency)`` pairs: reuse the matched customer, create
-    the ones decided "new" (one batch, once per account), and say why the rest need review.
-    The Closed Won and renewal flows share it and report the outcome their own way."""
+    """Act on the matches (`match_in_realm`) of ``(account, currency)`` pairs: reuse the matched
+    customer, create the ones decided "new" (one batch, once per account and currency), and say
+    why the rest need review. Keyed by `customer_key`. The Closed Won and renewal flows share it
+    and report the outcome their own way."""
     resolution = CustomerResolution()
     new: dict[str, EntityDraft] = {}
     for account, currency in accounts:
-        match = matches[account.id]
+        key = customer_key(account.id, currency)
+        match = matches[key]
         if match.resolved and match.customer_id:
-            resolution.ids[account.id] = match.customer_id
+            resolution.ids[key] = match.customer_id
         elif match.kind == "new" and match.display_name:
             if dry_run:
-                resolution.ids[account.id] = "(new)"
-            elif account.id not in new:
+                resolution.ids[key] = "(new)"
+            elif key not in new:
                 body = new_customer_payload(account, match.display_name, currency, None)
-                new[account.id] = EntityDraft(kind="Customer", key=account.id, body=body)
+                new[key] = EntityDraft(kind="Customer", key=key, body=body)
         else:
             candidates = ", ".join(
                 f"{c.display_name} (Id {c.customer_id})" for c in match.candidates
             )
-            resolution.review[account.id] = f"customer needs review: {match.reason}" + (
+            resolution.review[key] = f"customer needs review: {match.reason}" + (
                 f"; candidates: {candidates}" if candidates else ""
             )
     if new:
@@ -257,27 +312,26 @@ def resolve_customers(
 
 def _create_customers(
     realm: str,
+    realm_cfg: RealmConfig,
     connection: QuickBooksConnection,
     opps: Sequence[Opportunity],
     matches: dict[str, CustomerMatch],
     result: RealmResult,
     dry_run: bool,
 ) -> dict[str, str]:
-    """Account Id → QuickBooks Customer Id (`resolve_customers`); deals whose account needs
+    """`customer_key` → QuickBooks Customer Id (`resolve_customers`); deals whose account needs
     review, or whose new customer QuickBooks refused, are reported here."""
-    pairs = [(o.account, o.currency) for o in opps if o.account is not None]
+    pairs = [(o.account, billed_in(o, realm_cfg)) for o in opps if o.account is not None]
     resolution = resolve_customers(connection, pairs, matches, dry_run=dry_run)
     for opp in opps:
         if opp.account is None:
             continue
-        account_id = opp.account.id
-        if account_id in resolution.review:
-            problem = Problem(
-                record_id=opp.id, field="Account", reason=resolution.review[account_id]
-            )
-            _needs_review(result, opp, realm, [problem], matches[account_id], None)
-        elif account_id in resolution.refused:
-            answer = resolution.refused[account_id]
+        key = customer_key(opp.account.id, billed_in(opp, realm_cfg))
+        if key in resolution.review:
+            problem = Problem(record_id=opp.id, field="Account", reason=resolution.review[key])
+            _needs_review(result, opp, realm, [problem], matches[key], None)
+        elif key in resolution.refused:
+            answer = resolution.refused[key]
             reason = f"QuickBooks refused the new customer: {answer.message}"
             outcome = SyncOutcome(opportunity_id=opp.id, status="Error", error=reason)
             result.add(
@@ -286,7 +340,7 @@ def _create_customers(
                 realm=realm,
                 row_outcome="Error",
                 reason=reason,
-                match=matches[account_id],
+                match=matches[key],
                 settled=not answer.transient,
             )
     return resolution.ids

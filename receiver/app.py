@@ -8,6 +8,10 @@ Invoice / Payment / CreditMemo change (a deployment trigger starts the payments 
 emitting fails the answer is 500 and the changes are forgotten, so Intuit's retry brings them
 again. ``GET /healthz`` answers ``{"ok": true}``.
 
+The same app serves ``POST /salesforce/outbound`` and ``POST /salesforce/events`` (Salesforce
+pushes of Closed Won deals → ``revbridge.salesforce.closed_won``; `receiver.salesforce`) and
+``POST /slack/interactions`` (the approval buttons; `receiver.slack`).
+
 Run it with ``uvicorn --factory receiver.app:from_environment``: the verifier token comes from
 ``REVBRIDGE_QBO_VERIFIER_TOKEN`` or else the Prefect Secret block named by
 ``REVBRIDGE_QBO_VERIFIER_SECRET`` (default ``qbo-webhook-verifier-token``). It is never logged.
@@ -24,7 +28,7 @@ from prefect.events import emit_event
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from receiver.qbo import (
     EVENT_NAME,
@@ -51,11 +55,13 @@ def create_app(
     entities: Iterable[str] = WATCHED_ENTITIES,
     max_body: int = MAX_BODY,
     remember: int = 10_000,
+    extra_routes: Iterable[BaseRoute] = (),
 ) -> Starlette:
     """The receiver app. ``emit`` is called like `prefect.events.emit_event` (keywords
     ``event``, ``resource``, ``payload``, ``id``, ``occurred``); tests pass a recorder.
     ``entities``: the QuickBooks entities whose changes become events; ``remember``: how many
-    change keys the replay LRU keeps."""
+    change keys the replay LRU keeps; ``extra_routes``: the Salesforce push and Slack
+    interactivity routes (`receiver.salesforce`, `receiver.slack`)."""
     if not verifier_token:
         raise ValueError("the QuickBooks webhook verifier token is empty")
     watched = frozenset(entities)
@@ -103,6 +109,7 @@ def create_app(
         routes=[
             Route("/qbo/webhooks", qbo_webhooks, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
+            *extra_routes,
         ]
     )
 
@@ -123,5 +130,13 @@ def verifier_token_from_environment() -> str:
 
 
 def from_environment() -> Starlette:
-    """The app as deployed (``uvicorn --factory receiver.app:from_environment``)."""
-    return create_app(verifier_token_from_environment())
+    """The app as deployed (``uvicorn --factory receiver.app:from_environment``): QuickBooks
+    webhooks always; Salesforce pushes when ``REVBRIDGE_SALESFORCE_ORG_ID`` is set; Slack
+    approval buttons when a signing secret is configured."""
+    from receiver.salesforce import routes_from_environment
+    from receiver.slack import routes_from_config
+
+    return create_app(
+        verifier_token_from_environment(),
+        extra_routes=[*routes_from_environment(), *routes_from_config()],
+    )

@@ -48,5 +48,6 @@ def test_prefect_yaml_declares_what_serve_serves() -> None:
         "monthly_reconciliation": "monthly-reconciliation",
         "customer_sync": "customer-sync",
         "customer_cleanse_audit": "customer-cleanse-audit",
+        "token_health": "token-health",
     }
     assert {(flows_by_entry[fn], name) for fn, name in entry} == names
