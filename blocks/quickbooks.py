@@ -14,7 +14,12 @@ realm:
 2. re-read the saved block, in case another process rotated the token meanwhile;
 3. refresh with intuitlib's ``AuthClient``;
 4. store the rotated refresh token (and its expiry) in the block and save it, BEFORE the new
-   access token is used;
+   access token is used. Intuit invalidates the previous refresh token at once, so a crash
+   between the refresh and the save would strand the realm: a rotated token is first written to
+   a local write-ahead journal (``blocks.token_journal``: atomic, fsynced, 0600, encrypted), the
+   block is saved, then the entry is cleared. Step 2 takes a pending entry whose predecessor is
+   the token the saved block still holds. A save that fails with the token safe in the journal
+   (or unchanged) is logged and the client is still returned; the next refresh saves it;
 5. build ``quickbooks.QuickBooks`` from that ``AuthClient``.
 
 python-quickbooks refreshes on construction only when its ``AuthClient`` has no access token yet;
@@ -27,6 +32,7 @@ in an exception message.
 from __future__ import annotations
 
 import ipaddress
+import logging
 import os
 import threading
 from collections.abc import Iterator
@@ -40,8 +46,13 @@ from intuitlib.exceptions import AuthClientError
 from prefect.blocks.core import Block
 from prefect.client.orchestration import get_client as get_prefect_client
 from prefect.concurrency.sync import concurrency
+from prefect.exceptions import MissingContextError
+from prefect.logging import get_run_logger
 from pydantic import Field, HttpUrl, PrivateAttr, SecretStr, field_validator
 from quickbooks.client import QuickBooks
+
+from blocks.token_journal import JournalEntry, TokenJournal, token_digest
+from revbridge.token_health import authorize_command
 
 ENVIRONMENTS = ("sandbox", "production")
 OAUTH_PLAYGROUND_REDIRECT = "https://developer.intuit.com/v2/OAuth2Playground/RedirectUrl"
@@ -70,6 +81,13 @@ class QuickBooksReauthorizationRequired(QuickBooksAuthError):
 # ends, so keep the lease short; a waiter gives up (loudly) well after that.
 TOKEN_LOCK_LEASE_SECONDS = 60
 TOKEN_LOCK_WAIT_SECONDS = 150
+
+
+def _logger() -> logging.Logger | logging.LoggerAdapter[logging.Logger]:
+    try:
+        return get_run_logger()
+    except MissingContextError:
+        return logging.getLogger(__name__)
 
 
 def token_lock_name(realm_id: str) -> str:
@@ -188,8 +206,11 @@ class QuickBooksConnection(Block):
         auth = self._auth_client()
         with self._token_lock():
             self._adopt_saved_token()
+            journal = self._journal()
+            from_journal = journal is not None and self._adopt_journaled_token(journal)
+            used = self.refresh_token.get_secret_value()
             self._refresh_tokens(auth)
-            self._store_rotated_token(auth)
+            self._store_rotated_token(auth, used, journal, from_journal)
         qb = QuickBooks(
             auth_client=auth,
             refresh_token=auth.refresh_token,
@@ -211,9 +232,13 @@ class QuickBooksConnection(Block):
 
     # ---- the refresh critical section --------------------------------------------------------
     @contextmanager
-    def _token_lock(self) -> Iterator[None]:
+    def _token_lock(self, shared: bool | None = None) -> Iterator[None]:
+        """The realm's lock: in-process, plus the Prefect global concurrency limit when the
+        block lives in the Prefect API (``shared`` overrides that test)."""
+        if shared is None:
+            shared = self._block_document_name is not None
         with _realm_lock(self.realm_id):
-            shared = (
+            lock = (
                 concurrency(
                     token_lock_name(self.realm_id),
                     occupy=1,
@@ -221,11 +246,11 @@ class QuickBooksConnection(Block):
                     timeout_seconds=TOKEN_LOCK_WAIT_SECONDS,
                     lease_duration=TOKEN_LOCK_LEASE_SECONDS,
                 )
-                if self._block_document_name is not None
+                if shared
                 else nullcontext()
             )
             try:
-                with shared:
+                with lock:
                     yield
             except TimeoutError as exc:
                 raise TimeoutError(
@@ -247,6 +272,36 @@ class QuickBooksConnection(Block):
             self.refresh_token = saved.refresh_token
             self.refresh_token_expires_at = saved.refresh_token_expires_at
 
+    def _journal(self) -> TokenJournal | None:
+        """The write-ahead journal of a saved block (an unsaved one has nothing to save)."""
+        if self._block_document_name is None:
+            return None
+        return TokenJournal(self._block_document_name, self.client_secret.get_secret_value())
+
+    def _adopt_journaled_token(self, journal: TokenJournal) -> bool:
+        """Take a journaled token whose predecessor is the one the saved block holds: Intuit
+        issued it, and the process that got it died (or failed) before saving the block."""
+        entry = journal.read()
+        if entry is None:
+            return False
+        current = self.refresh_token.get_secret_value()
+        if (
+            entry.realm_id == self.realm_id
+            and entry.replaces == token_digest(current)
+            and entry.refresh_token != current
+        ):
+            _logger().warning(
+                "QuickBooks realm %s: block %r missed its rotated refresh token (the process "
+                "that got it stopped before saving); taking it from the token journal",
+                self.realm_id,
+                self._block_document_name,
+            )
+            self.refresh_token = SecretStr(entry.refresh_token)
+            self.refresh_token_expires_at = entry.expires_at
+            return True
+        journal.clear()  # saved already, or the block moved on (re-authorized elsewhere)
+        return False
+
     def _refresh_tokens(self, auth: AuthClient) -> None:
         try:
             auth.refresh(refresh_token=self.refresh_token.get_secret_value())
@@ -256,15 +311,53 @@ class QuickBooksConnection(Block):
             seconds=int(auth.expires_in or 3600)
         )
 
-    def _store_rotated_token(self, auth: AuthClient) -> None:
-        self.refresh_token = SecretStr(auth.refresh_token)
+    def _store_rotated_token(
+        self, auth: AuthClient, used: str, journal: TokenJournal | None, from_journal: bool
+    ) -> None:
+        new = str(auth.refresh_token)
         if auth.x_refresh_token_expires_in:
             self.refresh_token_expires_at = datetime.now(UTC) + timedelta(
                 seconds=int(auth.x_refresh_token_expires_in)
             )
-        if self._block_document_name is not None:
+        # Where `new` survives this process if the block save below does not happen.
+        in_journal = from_journal and new == used
+        if journal is not None and new != used:
+            in_journal = self._write_ahead(journal, used, new)
+        self.refresh_token = SecretStr(new)
+        if self._block_document_name is None:
+            return
+        try:
             # _sync: this may run inside an async flow; the save must finish before we go on.
             self.save(self._block_document_name, overwrite=True, _sync=True)  # type: ignore[call-arg]
+        except Exception as exc:
+            if not in_journal and new != used:
+                raise
+            _logger().warning(
+                "QuickBooks realm %s: saving block %r failed (%s); its refresh token is %s, "
+                "the next refresh saves it",
+                self.realm_id,
+                self._block_document_name,
+                type(exc).__name__,
+                "in the token journal" if in_journal else "unchanged",
+            )
+            return
+        if journal is not None:
+            journal.clear()
+
+    def _write_ahead(self, journal: TokenJournal, used: str, new: str) -> bool:
+        entry = JournalEntry(self.realm_id, token_digest(used), new, self.refresh_token_expires_at)
+        try:
+            journal.write(entry)
+        except OSError as exc:
+            _logger().warning(
+                "QuickBooks realm %s: the token journal %s is not writable (%s); saving the "
+                "block without it",
+                self.realm_id,
+                journal.path,
+                exc.strerror or type(exc).__name__,
+            )
+            return False
+        return True
 
     def _auth_error(self, exc: AuthClientError) -> QuickBooksAuthError:
         code = _oauth_error_code(exc)
@@ -272,13 +365,15 @@ class QuickBooksConnection(Block):
         block = f" {self._block_document_name!r}" if self._block_document_name else ""
         tid = f" (intuit_tid {exc.intuit_tid})" if exc.intuit_tid else ""
         if code == "invalid_grant":
+            command = authorize_command(self.realm_id, self._block_document_name)
             return QuickBooksReauthorizationRequired(
                 self.realm_id,
                 f"{where}: Intuit refused the stored refresh token (invalid_grant){tid}: it "
                 "expired, was revoked, or was replaced by a newer one that was never saved. "
-                "Re-authorize the app for this company (Intuit's OAuth 2.0 authorization-code "
-                "flow, e.g. the OAuth 2.0 Playground, with the accounting scope) and store the "
-                f"new refresh token in the QuickBooks Connection block{block}.",
+                "Re-authorize the app for this company: run `" + command + "` (add --config "
+                "PATH for another config file); it opens Intuit's consent page, where a "
+                "QuickBooks admin of this company clicks Connect, and stores the new tokens in "
+                f"the QuickBooks Connection block{block}.",
             )
         if code == "invalid_client":
             return QuickBooksAuthError(
@@ -291,6 +386,32 @@ class QuickBooksConnection(Block):
             f"{where}: token refresh failed with HTTP {exc.status_code}"
             f"{f' ({code})' if code else ''}{tid}.",
         )
+
+    # ---- a new authorization -----------------------------------------------------------------
+    def store_authorization(
+        self,
+        block_name: str,
+        realm_id: str,
+        refresh_token: str,
+        refresh_expires_in: int | None,
+        redirect_uri: str,
+    ) -> None:
+        """Save the tokens of a fresh consent (``deployments.authorize``) as block
+        ``block_name``, under the realm's token lock, so a refresh running elsewhere cannot
+        overwrite them with the old connection's token; a pending journal entry is dropped."""
+        self.realm_id = realm_id
+        self.redirect_uri = redirect_uri
+        self.refresh_token = SecretStr(refresh_token)
+        self.refresh_token_expires_at = (
+            datetime.now(UTC) + timedelta(seconds=int(refresh_expires_in))
+            if refresh_expires_in
+            else None
+        )
+        self._client = None
+        self.ensure_token_lock()
+        with self._token_lock(shared=True):
+            self.save(block_name, overwrite=True, _sync=True)  # type: ignore[call-arg]
+            TokenJournal(block_name, self.client_secret.get_secret_value()).clear()
 
     # ---- Prefect-side setup ------------------------------------------------------------------
     def ensure_token_lock(self) -> None:

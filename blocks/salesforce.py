@@ -21,6 +21,7 @@ from prefect.blocks.core import Block
 from pydantic import Field, HttpUrl, PrivateAttr, SecretStr, field_validator, model_validator
 from requests.adapters import HTTPAdapter
 from simple_salesforce import Salesforce
+from simple_salesforce.exceptions import SalesforceAuthenticationFailed
 
 AuthFlow = Literal["password", "client_credentials", "soap"]
 
@@ -29,6 +30,74 @@ _REQUIRED: dict[str, tuple[str, ...]] = {
     "soap": ("username", "password", "security_token"),
     "client_credentials": ("consumer_key", "consumer_secret"),
 }
+
+
+# What to fix for each refusal (the OAuth ``error`` / ``error_description`` or the SOAP fault code).
+# Salesforce gives one answer for several causes on purpose; Setup → Login History names the one.
+_LOGIN_FIXES: dict[str, str] = {
+    "INVALID_LOGIN": (
+        "Salesforce gives one answer for: a wrong username (field username), a wrong password "
+        "(password), a missing or outdated security token (security_token; resetting the "
+        "password or the token emails a new one), or a locked-out or frozen user"
+    ),
+    "authentication failure": (
+        "check username, password and security_token (appended to the password for this flow; "
+        "needed unless the caller's IP is in the org's trusted ranges), that the user is not "
+        "locked out, and that Setup → OAuth and OpenID Connect Settings → Allow OAuth "
+        "Username-Password Flows is on"
+    ),
+    "LOGIN_MUST_USE_SECURITY_TOKEN": (
+        "the caller's IP is outside the org's trusted ranges: set security_token (Settings → "
+        "Reset My Security Token emails it)"
+    ),
+    "ip restricted": (
+        "the caller's IP is outside the integration user's profile login IP ranges (or the "
+        "connected app's IP relaxation policy)"
+    ),
+    "INVALID_OPERATION_WITH_EXPIRED_PASSWORD": (
+        "the integration user's password expired: log in as that user once to set a new one, "
+        "then store it in password (consider a password-never-expires profile for it)"
+    ),
+    "password expired": (
+        "the integration user's password expired: log in as that user once to set a new one, "
+        "then store it in password"
+    ),
+    "inactive user": "the integration user is deactivated or frozen: reactivate it",
+    "invalid_client_id": (
+        "consumer_key does not name a connected app of this org (or the app is not yet "
+        "available: new apps take up to 10 minutes)"
+    ),
+    "invalid_client": "consumer_secret does not match the connected app's consumer secret",
+    "no client credentials user enabled": (
+        "the connected app has no Run As user: enable the client credentials flow and set one"
+    ),
+    "user hasn't approved this consumer": (
+        "the connected app needs admin approval: set Permitted Users to 'Admin approved users "
+        "are pre-authorized' and assign the integration user's profile or permission set"
+    ),
+}
+
+
+class SalesforceLoginFailed(SalesforceAuthenticationFailed):
+    """Salesforce refused the block's login (``INVALID_LOGIN``, ``invalid_grant``, ...); the
+    message says which block field to fix. Never carries a secret."""
+
+    def __init__(self, block: str, username: str | None, cause: SalesforceAuthenticationFailed):
+        super().__init__(cause.code, cause.auth_message)
+        reason = f"{cause.code}: {cause.auth_message}" if cause.auth_message else str(cause.code)
+        fix = _LOGIN_FIXES.get(str(cause.code)) or _LOGIN_FIXES.get(
+            cause.auth_message.strip().lower(), "check the block's credentials"
+        )
+        who = f" of {username}" if username else ""
+        self.explanation = (
+            f"Salesforce refused the login{who} ({reason}). {fix[0].upper()}{fix[1:]}. Fix the "
+            f"field in the Salesforce Credentials block {block} (Prefect UI → Blocks), see "
+            "Setup → Login History in Salesforce for the exact reason, then re-run "
+            "`python -m deployments.doctor`."
+        )
+
+    def __str__(self) -> str:
+        return self.explanation
 
 
 class LoginHostAdapter(HTTPAdapter):
@@ -187,8 +256,12 @@ class SalesforceCredentials(Block):
         session = self.get_session()
         try:
             return self._salesforce(session)
-        except Exception:
+        except SalesforceAuthenticationFailed as exc:
             session.close()  # a failed login leaves no connection behind
+            name = repr(self._block_document_name) if self._block_document_name else "(unsaved)"
+            raise SalesforceLoginFailed(name, self.username, exc) from None
+        except Exception:
+            session.close()
             raise
 
     def _salesforce(self, session: requests.Session) -> Salesforce:

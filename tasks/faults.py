@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from typing import Any
 
 import requests
@@ -13,6 +14,9 @@ from slack_sdk.errors import SlackApiError
 
 # QuickBooks Fault codes that mean "try again later": throttled, system faults, service unavailable.
 QBO_TRANSIENT_CODES = frozenset({3001, 10000})
+# python-quickbooks' code 10000 also wraps a non-200 answer without a "Fault" (e.g. the gateway's
+# lowercase 403 body): its HTTP status, when the message carries one, decides.
+_HTTP_STATUS = re.compile(r"Error returned with status code '(\d{3})'")
 
 
 class TransientError(Exception):
@@ -35,6 +39,9 @@ def is_transient(exc: BaseException) -> bool:
         return True
     if isinstance(exc, QuickbooksException):
         code = qbo_code(exc)
+        answered = _HTTP_STATUS.match(str(getattr(exc, "message", "") or ""))
+        if code == 10000 and answered:
+            return int(answered.group(1)) in (429, *range(500, 600))
         return code is not None and (code in QBO_TRANSIENT_CODES or 500 <= code <= 599)
     if isinstance(exc, SalesforceError):
         status = getattr(exc, "status", 0) or 0

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,6 +12,8 @@ from sandbox.core.tls import TlsFiles, make_tls_files
 # Task retries and QuickBooks backoff in tests: milliseconds, not seconds.
 os.environ.setdefault("REVBRIDGE_BACKOFF_SECONDS", "0.01")
 os.environ.setdefault("REVBRIDGE_RETRY_DELAY_SCALE", "0.01")
+# The QuickBooks token journal (blocks/token_journal.py) of this run, never the user's.
+os.environ.setdefault("REVBRIDGE_STATE_DIR", tempfile.mkdtemp(prefix="revbridge-test-state-"))
 
 
 @pytest.fixture(scope="session")
