@@ -41,7 +41,7 @@ BUCKETS: tuple[Bucket, ...] = ("Current", "1-30", "31-60", "61-90", "90+")
 ALERT_FROM: Bucket = "31-60"
 AGING_FIELDS = (
     "Id", "Name", "QB_Invoice_Id__c", "QB_Realm__c", "Days_Outstanding__c", "Aging_Bucket__c",
-    "CurrencyIsoCode", "Owner.Name", "Owner.Email", "Account.Name",
+    "CurrencyIsoCode", "OwnerId", "Owner.Name", "Owner.Email", "Account.Name",
 )  # fmt: skip
 MAX_IDS = 500
 
@@ -129,6 +129,7 @@ class StoredAging(BaseModel):
     days: int | None = None
     bucket: str | None = None
     currency: str | None = None
+    owner_id: str | None = None
     owner_name: str | None = None
     owner_email: str | None = None
     account_name: str | None = None
@@ -145,6 +146,7 @@ class StoredAging(BaseModel):
             days=int(days) if days is not None else None,
             bucket=record.get("Aging_Bucket__c"),
             currency=record.get("CurrencyIsoCode"),
+            owner_id=record.get("OwnerId") or owner.get("Id"),
             owner_name=owner.get("Name"),
             owner_email=owner.get("Email"),
             account_name=(record.get("Account") or {}).get("Name"),

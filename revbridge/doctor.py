@@ -24,13 +24,14 @@ WRITTEN_FIELDS: dict[str, tuple[str, ...]] = {
         "QB_Invoice_Id__c", "QB_DocNumber__c", "QB_Realm__c", "QB_Customer_Id__c",
         "QB_Sync_Status__c", "QB_Sync_Error__c", "QB_Approved_By__c", "QB_Approved_At__c",
         "Payment_Status__c", "Amount_Paid__c", "Days_Outstanding__c", "Aging_Bucket__c",
-        "Payment_Terms__c",
+        "Payment_Terms__c", "QB_Invoice_URL__c", "Invoice_Sent__c",
     ),
     "Account": ("Billing_Email__c", "Payment_Terms__c", "Tax_Exempt__c"),
     "Contract": (
         "Last_Invoice_Date__c", "QB_Renewal_Invoice_Id__c", "Renewal_Product__c",
-        "Renewal_Quantity__c", "Renewal_Unit_Price__c",
+        "Renewal_Quantity__c", "Renewal_Unit_Price__c", "Renewal_Reminder_Sent__c",
     ),
+    "Task": ("Subject", "WhatId", "OwnerId", "ActivityDate", "Status", "Priority"),
 }  # fmt: skip
 # Picklists whose values become QuickBooks Term names.
 TERMS_PICKLISTS: tuple[tuple[str, str], ...] = (

@@ -87,8 +87,9 @@ def test_every_written_field_present_and_updateable_is_ok() -> None:
         ("salesforce Opportunity", "ok"),
         ("salesforce Account", "ok"),
         ("salesforce Contract", "ok"),
+        ("salesforce Task", "ok"),
     ]
-    assert rows[0].detail == "13 written fields exist, updateable"
+    assert rows[0].detail == "15 written fields exist, updateable"
 
 
 def test_missing_and_read_only_fields_are_blockers_naming_them() -> None:
@@ -100,12 +101,14 @@ def test_missing_and_read_only_fields_are_blockers_naming_them() -> None:
         field("Billing_Email__c"), field("Payment_Terms__c", updateable=False)
     )
     del describes["Contract"]
+    del describes["Task"]
     rows = {r.target: r for r in d.check_fields(describes)}
     assert rows["salesforce Opportunity"].detail == "missing: Aging_Bucket__c"
     assert rows["salesforce Account"].detail == (
         "missing: Tax_Exempt__c; not updateable by the integration user: Payment_Terms__c"
     )
     assert rows["salesforce Contract"].detail == "Contract could not be described"
+    assert rows["salesforce Task"].detail == "Task could not be described"
     assert {r.status for r in rows.values()} == {"blocker"}
 
 
