@@ -26,7 +26,7 @@ from blocks.loading import load_block
 from blocks.quickbooks import QuickBooksConnection
 from blocks.salesforce import SalesforceCredentials
 from blocks.slack import SlackConnection
-from flows.invoicing import match_in_realm, resolve_customers
+from flows.invoicing import customer_key, match_in_realm, resolve_customers
 from revbridge.batch import chunk
 from revbridge.config import RealmConfig, RevbridgeConfig, load_config
 from revbridge.invoices import InvoiceError
@@ -246,15 +246,16 @@ def _invoice(
     reference = load_realm_reference(connection)
     pairs = [(c.account, c.currency or realm_cfg.currency) for c in todo if c.account is not None]
     matches = match_in_realm(pairs, reference, config)
-    customer_ids = _customers(realm, connection, todo, matches, run)
+    customer_ids = _customers(realm, realm_cfg.currency, connection, todo, matches, run)
     items = {i["Name"]: str(i["Id"]) for i in reference.get("Item", []) if i.get("Active", True)}
     drafts: list[tuple[RenewalContract, RenewalDraft, CustomerMatch]] = []
     for contract in todo:
         assert contract.account is not None
-        customer_id = customer_ids.get(contract.account.id)
+        key = customer_key(contract.account.id, contract.currency or realm_cfg.currency)
+        customer_id = customer_ids.get(key)
         if customer_id is None:
             continue  # reported by _customers
-        match = matches[contract.account.id]
+        match = matches[key]
         try:
             draft = build_renewal_invoice(contract, realm_cfg, customer_id, items, today, renewal)
         except InvoiceError as exc:
@@ -294,24 +295,23 @@ def _invoice(
 
 def _customers(
     realm: str,
+    home_currency: str,
     connection: QuickBooksConnection,
     contracts: Sequence[RenewalContract],
     matches: dict[str, CustomerMatch],
     run: _Run,
 ) -> dict[str, str]:
-    """Account Id → QuickBooks Customer Id, creating the customers decided "new"; contracts whose
-    account needs review, or whose new customer QuickBooks refused, are reported."""
-    pairs = [(c.account, c.currency) for c in contracts if c.account is not None]
+    """`customer_key` → QuickBooks Customer Id, creating the customers decided "new"; contracts
+    whose account needs review, or whose new customer QuickBooks refused, are reported."""
+    pairs = [(c.account, c.currency or home_currency) for c in contracts if c.account is not None]
     resolution = resolve_customers(connection, pairs, matches)
     for contract in contracts:
         assert contract.account is not None
-        account_id = contract.account.id
-        if account_id in resolution.review:
-            reason = f"Account: {resolution.review[account_id]}"
+        key = customer_key(contract.account.id, contract.currency or home_currency)
+        if key in resolution.review:
+            reason = f"Account: {resolution.review[key]}"
             run.add(contract, "Needs Review", realm=realm, reason=reason)
-        elif account_id in resolution.refused:
-            reason = (
-                f"QuickBooks refused the new customer: {resolution.refused[account_id].message}"
-            )
+        elif key in resolution.refused:
+            reason = f"QuickBooks refused the new customer: {resolution.refused[key].message}"
             run.add(contract, "Error", realm=realm, reason=reason)
     return resolution.ids

@@ -101,10 +101,12 @@ def validate(opp: Opportunity, config: RevbridgeConfig, realm: str | None = None
                 )
 
     if realm_cfg is not None:
-        if opp.currency and opp.currency != realm_cfg.currency:
+        if opp.currency and not realm_cfg.accepts(opp.currency):
+            accepted = ", ".join([realm_cfg.currency, *realm_cfg.other_currencies])
             problem(
                 "CurrencyIsoCode",
-                f"currency {opp.currency} is not realm {realm}'s currency {realm_cfg.currency}",
+                f"currency {opp.currency} is not one realm {realm} invoices in ({accepted}); "
+                "add it to the realm's other_currencies if the QuickBooks company has it",
             )
         if not opp.payment_terms and not realm_cfg.default_terms:
             problem(

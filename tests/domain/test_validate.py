@@ -137,8 +137,18 @@ def test_currency_terms_and_close_date(company: DemoCompany, config: RevbridgeCo
         r["CloseDate"] = None
 
     assert _problems(company, config, wrong_currency) == [
-        "CurrencyIsoCode: currency GBP is not realm us's currency USD"
+        "CurrencyIsoCode: currency GBP is not one realm us invoices in (USD); add it to the "
+        "realm's other_currencies if the QuickBooks company has it"
     ]
+    multi = config.model_copy(
+        update={
+            "realms": {
+                **config.realms,
+                "us": config.realm("us").model_copy(update={"other_currencies": ["GBP"]}),
+            }
+        }
+    )
+    assert _problems(company, multi, wrong_currency) == []
     assert _problems(company, config, no_currency) == []
     assert _problems(company, config, no_terms) == ["CloseDate: CloseDate is empty"]  # Net 30
     no_default = config.model_copy(
