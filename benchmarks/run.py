@@ -1,4 +1,5 @@
-"""Run the benchmarks: ``python -m benchmarks.run [--quick] [--only backfill,latency,hotspots]``.
+"""Run the benchmarks: ``python -m benchmarks.run [--quick] [--only backfill,latency,hotspots]
+[--drills]``.
 
 Results (tables on stdout, ``benchmarks/results/<name>.json`` and ``.png``) are described in
 ``benchmarks/README.md``.
@@ -22,6 +23,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--only", default=",".join(NAMES), help="comma-separated: " + ", ".join(NAMES)
     )
+    parser.add_argument(
+        "--drills",
+        action="store_true",
+        help="then the long fault drills (benchmarks/drills.py; reduced with --quick)",
+    )
     args = parser.parse_args(argv)
     chosen = [n.strip() for n in args.only.split(",") if n.strip()]
     unknown = set(chosen) - set(NAMES)
@@ -42,6 +48,11 @@ def main(argv: list[str] | None = None) -> None:
             from benchmarks import hotspots
 
             hotspots.main(b, deals=500)
+    if args.drills:
+        from benchmarks import drills
+
+        reduced = ["--kills", "3", "--deals", "200", "--seconds", "10", "--payments", "10"]
+        drills.main(reduced if args.quick else [])
     print(f"\nall benchmarks: {time.perf_counter() - started:.0f} s")
 
 

@@ -111,6 +111,8 @@ def parse_delivery(body: bytes) -> list[Change]:
         data = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise MalformedDelivery(f"body is not JSON: {exc}") from None
+    except RecursionError:
+        raise MalformedDelivery("body is not JSON a delivery can be: nested too deeply") from None
     if isinstance(data, list):
         return [_cloudevent(item, n) for n, item in enumerate(data)]
     if isinstance(data, dict) and "eventNotifications" in data:
@@ -140,7 +142,7 @@ def _cloudevent(item: Any, index: int) -> Change:
     if not isinstance(item, dict):
         raise MalformedDelivery(f"{where}: not an object")
     kind = _text(item, "type", where).split(".")
-    if len(kind) != 4 or kind[0] != "qbo" or kind[2] not in _OPERATIONS:
+    if len(kind) != 4 or kind[0] != "qbo" or not kind[1] or kind[2] not in _OPERATIONS:
         raise MalformedDelivery(f"{where}: type {'.'.join(kind)!r} is not qbo.<entity>.<verb>.v1")
     event_id = _text(item, "id", where)
     return Change(
@@ -162,7 +164,8 @@ def _legacy(notifications: Any) -> list[Change]:
         if not isinstance(notification, dict):
             raise MalformedDelivery(f"{where}: not an object")
         realm = _text(notification, "realmId", where)
-        entities = (notification.get("dataChangeEvent") or {}).get("entities")
+        change_event = notification.get("dataChangeEvent")
+        entities = change_event.get("entities") if isinstance(change_event, dict) else None
         if not isinstance(entities, list):
             raise MalformedDelivery(f"{where}: dataChangeEvent.entities is not a list")
         for m, entity in enumerate(entities):

@@ -157,6 +157,14 @@ def build_invoice(
         if isinstance(priced, str):
             problem(where, f"line {index + 1} ({line.label}): {priced}")
             continue
+        inexact = [v for d in priced for v in (d.qty, d.unit_price, d.amount) if not json_exact(v)]
+        if inexact:
+            problem(
+                where,
+                f"line {index + 1} ({line.label}): {inexact[0]} has more digits than a "
+                "QuickBooks amount carries exactly (a JSON number: about 15 significant)",
+            )
+            continue
         lines.extend(priced)
 
     terms_name = opp.payment_terms or realm_cfg.default_terms
@@ -261,6 +269,11 @@ def json_number(value: Decimal) -> int | float:
     if value == value.to_integral_value():
         return int(value)
     return float(value)
+
+
+def json_exact(value: Decimal) -> bool:
+    """Whether `json_number` sends ``value`` without changing it."""
+    return value == value.to_integral_value() or Decimal(repr(float(value))) == value
 
 
 def _resolve_item(

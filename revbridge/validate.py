@@ -10,6 +10,9 @@ from revbridge.models import Opportunity, Problem
 from revbridge.routing import route
 
 AMOUNT_TOLERANCE = Decimal("0.01")
+# Salesforce currency and number fields hold at most 16 digits before the decimal point; a larger
+# value cannot be a real amount (and would not survive QuickBooks' rounding exactly).
+MAX_DIGITS = Decimal(10) ** 16
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
@@ -68,6 +71,8 @@ def validate(opp: Opportunity, config: RevbridgeConfig, realm: str | None = None
 
     if opp.amount is None or opp.amount <= 0:
         problem("Amount", f"Amount must be greater than 0 (is {opp.amount})")
+    elif opp.amount >= MAX_DIGITS:
+        problem("Amount", f"Amount {opp.amount} has more than 16 digits before the decimal point")
     elif (
         opp.line_items
         and all(li.total_price is not None for li in opp.line_items)
@@ -89,6 +94,16 @@ def validate(opp: Opportunity, config: RevbridgeConfig, realm: str | None = None
             problem(f"{where}.Discount", f"{label}: Discount must be between 0 and 100")
         if line.total_price is None:
             problem(f"{where}.TotalPrice", f"{label}: TotalPrice is empty")
+        for field, value in (
+            ("Quantity", line.quantity),
+            ("UnitPrice", line.unit_price),
+            ("TotalPrice", line.total_price),
+        ):
+            if value is not None and abs(value) >= MAX_DIGITS:
+                problem(
+                    f"{where}.{field}",
+                    f"{label}: {field} {value} has more than 16 digits before the decimal point",
+                )
         if not line.product_name and not line.product_code:
             problem(f"{where}.Name", f"{label}: the product has no name")
         if realm_cfg is not None:

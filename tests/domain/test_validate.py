@@ -222,3 +222,18 @@ def test_route(
         assert result.field == "RecordType.DeveloperName"
     else:
         assert result == realm
+
+
+def test_amounts_no_salesforce_field_can_hold_are_refused_by_name(
+    company: DemoCompany, config: RevbridgeConfig
+) -> None:
+    def huge(r: dict[str, Any]) -> None:
+        r["Amount"] = 10**30
+        r["OpportunityLineItems"]["records"][0]["UnitPrice"] = 10**30
+
+    problems = _problems(company, config, huge)
+    assert (
+        "Amount: Amount 1000000000000000000000000000000 has more than 16 digits before the "
+        "decimal point" in problems
+    )
+    assert any(p.startswith("OpportunityLineItems[0].UnitPrice: line 1 ") for p in problems)
