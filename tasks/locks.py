@@ -6,7 +6,10 @@ the reference read to the last create makes the second run find the first one's 
 invoice (by its marker) instead. The lock is the Prefect global concurrency limit
 ``revbridge-invoicing-<realm_id>`` (limit 1), so it holds across processes and workers; every
 use makes sure it exists (``blocks.sandbox.save_all`` creates it too). Its lease is renewed while
-held, so a long backfill keeps it, and a holder that died frees it within ``LEASE_SECONDS``.
+held, so a long backfill keeps it; the slot of a holder that died is freed by the Prefect
+server's lease repossessor about ``LEASE_SECONDS`` (plus its loop interval) later. An ephemeral
+server (no ``PREFECT_API_URL``, or ``prefect_test_harness``) runs no repossessor: there a dead
+holder's slot stays taken until the limit is deleted or reset.
 """
 
 from __future__ import annotations

@@ -23,6 +23,7 @@ from blocks.sandbox import SandboxBlocks, blocks_from_info, save_all
 from flows.closed_won import STATE_VARIABLE
 from sandbox.core.server import Sandbox
 from tasks.approvals import APPROVAL_TAG
+from tasks.locks import invoicing_lock_name
 
 
 @pytest.fixture(scope="session")
@@ -51,10 +52,15 @@ def fresh(sandbox: Sandbox, approval_deployment: str) -> Iterator[Sandbox]:
     Variable.unset(STATE_VARIABLE)
     blocks = blocks_from_info(sandbox.info())
     with get_client(sync_client=True) as client:
-        # a token lock slot held by a process an earlier test stopped is not this test's
+        # a token or invoicing lock slot held by a process an earlier test stopped is not this
+        # test's (the test server runs no lease repossessor: a dead holder's slot stays taken)
         for connection in blocks.quickbooks.values():
-            with contextlib.suppress(ObjectNotFound):
-                client.delete_global_concurrency_limit_by_name(token_lock_name(connection.realm_id))
+            for name in (
+                token_lock_name(connection.realm_id),
+                invoicing_lock_name(connection.realm_id),
+            ):
+                with contextlib.suppress(ObjectNotFound):
+                    client.delete_global_concurrency_limit_by_name(name)
     save_all(blocks)
     with get_client(sync_client=True) as client:
         for run in client.read_flow_runs(

@@ -78,7 +78,7 @@ def push_runs(opportunity_id: str) -> list[Any]:
     return asyncio.run(read())
 
 
-def wait_for(check: Any, timeout: float = 90.0) -> Any:
+def wait_for(check: Any, timeout: float = 180.0) -> Any:
     deadline = time.monotonic() + timeout
     while not (result := check()):
         assert time.monotonic() < deadline, "timed out"
