@@ -3,9 +3,12 @@
 1. Start the sandbox (Salesforce, QuickBooks, Slack emulators) with the demo company.
 2. Start a local Prefect server on SQLite under ``.demo/`` (UI included).
 3. Save the connection blocks and serve the deployments from this process.
-4. Run the Closed Won → invoice deployment once and print what happened to every deal.
-5. ``--once``: approve one waiting deal and reject another through the same form the UI shows,
-   print the result and stop. Otherwise keep serving until Ctrl-C, so deals can be approved in the
+4. Start the receiver (Salesforce pushes, Slack button clicks, QuickBooks webhooks) and register
+   it with the emulators, as an admin registers the real one.
+5. Run the Closed Won → invoice deployment once and print what happened to every deal.
+6. ``--once``: approve one waiting deal with its Slack button, reject another through the form
+   the Prefect UI shows, close one more deal in Salesforce and watch the push invoice it; print
+   the result and stop. Otherwise keep serving until Ctrl-C, so deals can be approved in the
    Prefect UI (and the poller runs every minute).
 """
 
@@ -31,6 +34,9 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 STATE = Path(os.environ.get("REVBRIDGE_DEMO_DIR") or ROOT / ".demo")
 APPROVER = "priya.nair@acme-analytics.example"
+APPROVER_SLACK_ID = "U07PNAIR01"  # Priya in the emulated Slack workspace
+PUSH_DEAL = "opp-014"  # an open Wayne Enterprises deal the demo closes to show the push
+OUTBOUND_TOKEN = "demo-outbound-token"
 
 
 def _free_port() -> int:
@@ -39,10 +45,10 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _wait(what: str, ready: Any, proc: subprocess.Popen[bytes], timeout: float = 90) -> None:
+def _wait(what: str, ready: Any, proc: subprocess.Popen[bytes] | None, timeout: float = 90) -> None:
     deadline = time.monotonic() + timeout
     while not ready():
-        if proc.poll() is not None:
+        if proc is not None and proc.poll() is not None:
             raise SystemExit(f"{what} exited with code {proc.returncode}; see {STATE}/*.log")
         if time.monotonic() > deadline:
             raise SystemExit(f"{what} did not start within {timeout:.0f} s; see {STATE}/*.log")
@@ -143,6 +149,91 @@ def serve_in_background(config_path: str, poll_minutes: float) -> Any:
     return runner
 
 
+def start_receiver(info: dict[str, Any], config_path: str) -> str:
+    """The receiver in this process (uvicorn in a thread), registered with the emulators: the
+    Slack app's interactivity Request URL, the Salesforce Outbound Message endpoint, the
+    QuickBooks webhook URL. Returns its base URL."""
+    import uvicorn
+    from slack_sdk import WebClient
+
+    from receiver.app import create_app
+    from receiver.salesforce import salesforce_routes
+    from receiver.slack import slack_interaction_routes
+    from revbridge.config import load_config
+    from sandbox.demo_company import ORG_ID
+
+    config = load_config(config_path)
+    slack = WebClient(token=info["slack"]["token"], base_url=info["slack"]["base_url"])
+    app = create_app(
+        info["quickbooks"]["webhook_verifier_token"],
+        extra_routes=[
+            *salesforce_routes(ORG_ID, OUTBOUND_TOKEN, "demo-callout-secret"),
+            *slack_interaction_routes(info["slack"]["signing_secret"], slack, config.approval),
+        ],
+    )
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    threading.Thread(target=server.run, daemon=True).start()
+    base = f"http://127.0.0.1:{port}"
+    _wait("the receiver", lambda: _up(f"{base}/healthz"), None)
+    salesforce = info["salesforce"]["instance_url"]
+    slack_base = info["slack"]["base_url"].removesuffix("/api/")
+    qbo_base = info["quickbooks"]["api_base"].removesuffix("/v3")
+    ca = info["salesforce"]["ca_bundle"]
+    for url, body, verify in (
+        (f"{slack_base}/_sandbox/interactivity", {"url": f"{base}/slack/interactions"}, True),
+        (
+            f"{salesforce}/_sandbox/outbound",
+            {"url": f"{base}/salesforce/outbound?token={OUTBOUND_TOKEN}"},
+            ca,
+        ),
+        (f"{qbo_base}/_sandbox/webhooks", {"url": f"{base}/qbo/webhooks"}, True),
+    ):
+        httpx.post(url, json=body, verify=verify, timeout=10).raise_for_status()
+    return base
+
+
+def _up(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def approve_in_slack(info: dict[str, Any], run_id: Any) -> None:
+    """Click Approve, as Priya, on the Slack request of approval run ``run_id``."""
+    slack_base = info["slack"]["base_url"].removesuffix("/api/")
+    messages = httpx.get(
+        f"{slack_base}/_sandbox/messages", params={"channel": "#finance-approvals"}
+    ).json()["messages"]
+    request = next(m for m in messages if str(run_id) in json.dumps(m.get("blocks") or []))
+    click = {
+        "channel": "#finance-approvals",
+        "ts": request["ts"],
+        "action_id": "revbridge_approval_approve",
+        "user": APPROVER_SLACK_ID,
+    }
+    httpx.post(f"{slack_base}/_sandbox/interactions/click", json=click, timeout=30)
+
+
+def close_a_deal(blocks: Any) -> str:
+    """Move one open deal to Closed Won in Salesforce: its Outbound Message reaches the
+    receiver, whose event triggers closed-won-to-invoice/on-push for it."""
+    from datetime import UTC, datetime
+
+    from sandbox.demo_company import build
+
+    opp_id = build(datetime.now(UTC).date()).sf_id(PUSH_DEAL)
+    blocks.salesforce.get_client().Opportunity.update(opp_id, {"StageName": "Closed Won"})
+    return str(opp_id)
+
+
+def invoiced(blocks: Any, opp_id: str) -> str | None:
+    """The invoice number written back to ``opp_id``, once there is one."""
+    record = blocks.salesforce.get_client().Opportunity.get(opp_id)
+    return record["QB_DocNumber__c"] if record.get("QB_Invoice_Id__c") else None
+
+
 def opportunities(blocks: Any) -> list[dict[str, Any]]:
     sf = blocks.salesforce.get_client()
     return sf.query_all(
@@ -158,6 +249,8 @@ def print_summary(blocks: Any, ui: str) -> None:
     for row in rows:
         status = row["QB_Sync_Status__c"] or "-"
         extra = f"invoice #{row['QB_DocNumber__c']}" if row["QB_DocNumber__c"] else ""
+        if row["QB_Approved_By__c"] and status == "Invoiced":
+            extra += f", approved by {row['QB_Approved_By__c']}"
         if status in {"Needs Review", "Error", "Rejected"}:
             extra = (row["QB_Sync_Error__c"] or "").split("UTC: ", 1)[-1][:100]
         amount = f"{row['CurrencyIsoCode']} {row['Amount'] or 0:>10,.2f}"
@@ -224,6 +317,8 @@ def main(argv: list[str] | None = None) -> int:
         blocks = blocks_from_info(info)
         save_all(blocks)
         serve_in_background(args.config, poll_minutes=1)
+        receiver = start_receiver(info, args.config)
+        print(f"receiver on {receiver} (Salesforce pushes, Slack clicks, QuickBooks webhooks)")
         time.sleep(3)
         print("running Closed Won → QuickBooks invoices…", flush=True)
         run: Any = run_deployment("closed-won-to-invoice/poll", timeout=300, poll_interval=2)
@@ -237,14 +332,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\n{len(pending)} deal(s) over the threshold wait for finance approval.")
         if args.once:
             if len(pending) >= 2:
-                resume_flow_run(
-                    pending[0].id,
-                    run_input={
-                        "decision": "Approve",
-                        "approver": APPROVER,
-                        "comment": "demo approval",
-                    },
-                )
+                approve_in_slack(info, pending[0].id)
                 resume_flow_run(
                     pending[1].id,
                     run_input={
@@ -261,12 +349,20 @@ def main(argv: list[str] | None = None) -> int:
                     180,
                     "the two decisions",
                 )
-                print("\napproved one deal and rejected another through the approval form:")
+                print(
+                    "\napproved one deal with its Slack button and rejected another through the "
+                    "approval form:"
+                )
                 print_summary(blocks, ui)
+            pushed = close_a_deal(blocks)
+            print(f"\nclosed {PUSH_DEAL} ({pushed}) in Salesforce; its push runs the invoice flow…")
+            wait_for(lambda: invoiced(blocks, pushed), 120, "the pushed deal's invoice")
+            print(f"{pushed} invoiced by closed-won-to-invoice/on-push: {invoiced(blocks, pushed)}")
             return 0  # the runner's thread is a daemon: it ends with this process
         print(
             "\nOpen the UI, pick a Suspended 'approve …' flow run and press Resume to approve "
-            f"or reject (approvers: {APPROVER}, liam.obrien@acme-analytics.example).\n"
+            f"or reject (approvers: {APPROVER}, liam.obrien@acme-analytics.example), or click "
+            "the buttons through the Slack emulator (see sandbox/README.md).\n"
             "Serving the deployments; the poller runs every minute. Ctrl-C stops everything."
         )
         stop = threading.Event()

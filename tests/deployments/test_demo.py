@@ -9,6 +9,7 @@ from pathlib import Path
 
 import yaml
 
+from deployments.demo import APPROVER
 from deployments.serve import deployments
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,8 +31,11 @@ def test_the_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert "flow run" in out and "Completed" in out
     assert "Invoiced" in out and "Awaiting Approval" in out and "Needs Review" in out
     assert "Prefect UI: http://127.0.0.1:" in out
-    assert "approved one deal and rejected another" in out
-    assert "Rejected" in out.split("approved one deal and rejected another")[1]
+    decided = out.split("approved one deal with its Slack button and rejected another")
+    assert len(decided) == 2, out[-3000:]
+    assert "Rejected" in decided[1]
+    assert f"approved by {APPROVER}" in decided[1]  # the Slack click, written back
+    assert "invoiced by closed-won-to-invoice/on-push: " in out
 
 
 def test_prefect_yaml_declares_what_serve_serves() -> None:
