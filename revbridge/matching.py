@@ -19,6 +19,11 @@ or it would land on the wrong books.
 Candidates are QuickBooks Customer JSON dicts (include inactive ones: query with
 ``Active IN (true, false)``); ``taken_names`` are the Vendor and Employee DisplayNames (customer
 names are added from the candidates).
+
+Cost: `CandidatePool` indexes the candidates once per realm (Ids, linked Account Ids, domains,
+names grouped by their numbers), so an account costs dictionary lookups plus one C-level WRatio
+pass over the names that share its numbers (``rapidfuzz.process.extract`` with
+``score_cutoff``), not a Python loop over every candidate. Decisions are the same as a scan's.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
-from rapidfuzz import fuzz
+from rapidfuzz import fuzz, process
 
 from revbridge.config import MatchingConfig
 from revbridge.ids import same_record
@@ -86,62 +91,7 @@ def match_customer(
 
     ``currency``: the deal's currency; a matched customer billed in another one goes to review.
     """
-    settings = settings or MatchingConfig()
-
-    # (1) linked by the stored Salesforce Account Id or by QB_Customer_Id__c
-    linked = [
-        c
-        for c in candidates
-        if (account.qb_customer_id and str(c.get("Id")) == account.qb_customer_id)
-        or any(same_record(found, account.id) for found in _linked_ids(c))
-    ]
-    if len(linked) == 1:
-        return _accept("linked", linked[0], account, currency, "linked by Salesforce Account Id")
-    if len(linked) > 1:
-        return _review(
-            "several QuickBooks customers are linked to this Salesforce Account",
-            [_candidate(c) for c in linked],
-        )
-
-    # (2) same email/website domain
-    free = {d.lower() for d in settings.free_mail_domains}
-    domains = {
-        d for d in (domain_of(account.billing_email), domain_of(account.website)) if d
-    } - free
-    if domains:
-        by_domain = [c for c in candidates if _domains(c) & domains]
-        if len(by_domain) == 1:
-            shared = sorted(_domains(by_domain[0]) & domains)[0]
-            return _accept("domain", by_domain[0], account, currency, f"same domain {shared}")
-        if len(by_domain) > 1:
-            return _review(
-                f"{len(by_domain)} QuickBooks customers share the domain "
-                f"{', '.join(sorted(domains))}",
-                [_candidate(c) for c in by_domain],
-            )
-
-    # (3) fuzzy name
-    target = normalise_name(account.name)
-    scored = sorted(
-        ((_score(target, c), index, c) for index, c in enumerate(candidates)),
-        key=lambda row: (-row[0], row[1]),
-    )
-    plausible = [(s, c) for s, _, c in scored if s >= settings.fuzzy_review]
-    if plausible:
-        best_score, best = plausible[0]
-        if best_score >= settings.fuzzy_accept and len(plausible) == 1:
-            return _accept(
-                "fuzzy", best, account, currency, f"name similarity {best_score:.0f}", best_score
-            )
-        return _review(
-            f"{len(plausible)} QuickBooks customers have a similar name"
-            if len(plausible) > 1
-            else f"similar name ({best_score:.0f}) but below the accept threshold",
-            [_candidate(c, s) for s, c in plausible],
-        )
-
-    # (4) a new customer, under a name QuickBooks will accept
-    return new_customer_match(account, candidates, taken_names, settings)
+    return CandidatePool(candidates, taken_names).match(account, settings, currency=currency)
 
 
 def match_accounts(
@@ -154,22 +104,171 @@ def match_accounts(
 ) -> dict[str, CustomerMatch]:
     """`match_customer` for several accounts of one realm, keyed by Account Id.
 
-    Each account is matched once. A customer decided "new" joins the candidates (with Id
-    `PENDING_ID`) for the accounts after it: its name is taken, and a second Salesforce account
-    that looks like the same company (same domain, similar name) goes to review instead of
-    becoming a duplicate customer.
+    Each account is matched once, against one `CandidatePool` built once. A customer decided
+    "new" joins the pool (with Id `PENDING_ID`) for the accounts after it: its name is taken, and
+    a second Salesforce account that looks like the same company (same domain, similar name) goes
+    to review instead of becoming a duplicate customer.
     """
-    pool = list(candidates)
+    pool = CandidatePool(candidates, taken_names)
     decisions: dict[str, CustomerMatch] = {}
     for account in accounts:
         if account.id in decisions:
             continue
-        decision = match_customer(account, pool, taken_names, settings, currency=currency)
+        decision = pool.match(account, settings, currency=currency)
         if decision.kind == "new" and decision.display_name:
             pending = new_customer_payload(account, decision.display_name, currency, None)
-            pool.append({"Id": PENDING_ID, "Active": True, **pending})
+            pool.add({"Id": PENDING_ID, "Active": True, **pending})
         decisions[account.id] = decision
     return decisions
+
+
+class CandidatePool:
+    """The candidates of one realm, indexed for the rules, so matching an account costs lookups
+    and one C-level fuzzy pass instead of a Python loop over every candidate:
+
+    - linked: by Id, and by the first 15 characters (casefolded) of each Salesforce Account Id
+      in the Notes;
+    - domain: by each email/website domain;
+    - fuzzy: the normalised DisplayName/CompanyName keys, grouped by the numbers in them (only
+      names with the same numbers may match), scored with ``rapidfuzz.process.extract`` (WRatio,
+      ``score_cutoff=fuzzy_review``): the same scores as one ``fuzz.WRatio`` call per name;
+    - new: the taken names (customers', vendors' and employees').
+
+    Candidates are only appended (`add`), keeping their order: ties and review lists come out in
+    the order the candidates were given, as a scan would list them.
+    """
+
+    def __init__(
+        self, candidates: Iterable[Mapping[str, Any]] = (), taken_names: Iterable[str] = ()
+    ) -> None:
+        self.candidates: list[Mapping[str, Any]] = []
+        self._by_id: dict[str, list[int]] = {}
+        self._by_link: dict[str, list[tuple[int, str]]] = {}
+        self._by_domain: dict[str, list[int]] = {}
+        self._names: dict[tuple[str, ...], tuple[list[str], list[int]]] = {}
+        self._owners = {name_key(n): "vendor or employee" for n in taken_names}
+        self._owners.pop("", None)
+        for candidate in candidates:
+            self.add(candidate)
+
+    def add(self, candidate: Mapping[str, Any]) -> None:
+        """Append one candidate (an existing customer, or one decided "new" in this run)."""
+        index = len(self.candidates)
+        self.candidates.append(candidate)
+        self._by_id.setdefault(str(candidate.get("Id")), []).append(index)
+        for found in _linked_ids(candidate):
+            self._by_link.setdefault(found[:15].casefold(), []).append((index, found))
+        for domain in _domains(candidate):
+            self._by_domain.setdefault(domain, []).append(index)
+        names = {candidate.get("DisplayName"), candidate.get("CompanyName")}
+        for key in {normalise_name(str(n)) for n in names if n}:
+            if key:
+                keys, owners = self._names.setdefault(tuple(_DIGITS.findall(key)), ([], []))
+                keys.append(key)
+                owners.append(index)
+        taken = name_key(str(candidate.get("DisplayName") or ""))
+        if taken:
+            self._owners.setdefault(taken, "customer")  # a vendor or employee holding it wins
+
+    @property
+    def owners(self) -> Mapping[str, str]:
+        """name_key → who holds that name in QuickBooks (a vendor or employee over a customer)."""
+        return self._owners
+
+    def linked(self, account: Account) -> list[Mapping[str, Any]]:
+        """Rule (1): candidates whose Id is QB_Customer_Id__c or whose Notes name the account."""
+        found: set[int] = set()
+        if account.qb_customer_id:
+            found.update(self._by_id.get(account.qb_customer_id, ()))
+        for index, linked_id in self._by_link.get(account.id[:15].casefold(), ()):
+            if same_record(linked_id, account.id):
+                found.add(index)
+        return [self.candidates[i] for i in sorted(found)]
+
+    def by_domain(self, domains: set[str]) -> list[Mapping[str, Any]]:
+        """Rule (2): candidates with any of these email/website domains."""
+        found = {i for d in domains for i in self._by_domain.get(d, ())}
+        return [self.candidates[i] for i in sorted(found)]
+
+    def similar(self, target: str, cutoff: float) -> list[tuple[float, Mapping[str, Any]]]:
+        """Rule (3): (score, candidate) for every candidate scoring ≥ ``cutoff`` against the
+        normalised name ``target``, best first, ties in candidate order. A candidate's score is
+        the best WRatio of its names; names whose numbers differ from the target's score 0."""
+        best: dict[int, float] = {}
+        group = self._names.get(tuple(_DIGITS.findall(target))) if target else None
+        if group is not None:
+            keys, owners = group
+            for _, score, position in process.extract(
+                target, keys, scorer=fuzz.WRatio, processor=None, score_cutoff=cutoff, limit=None
+            ):
+                index = owners[position]
+                best[index] = max(score, best.get(index, 0.0))
+        if cutoff <= 0:  # everything is "plausible"; unscored candidates score 0
+            best = {i: best.get(i, 0.0) for i in range(len(self.candidates))}
+        ranked = sorted(best.items(), key=lambda item: (-item[1], item[0]))
+        return [(score, self.candidates[i]) for i, score in ranked if score >= cutoff]
+
+    def match(
+        self,
+        account: Account,
+        settings: MatchingConfig | None = None,
+        *,
+        currency: str | None = None,
+    ) -> CustomerMatch:
+        """`match_customer` against this pool."""
+        settings = settings or MatchingConfig()
+
+        # (1) linked by the stored Salesforce Account Id or by QB_Customer_Id__c
+        linked = self.linked(account)
+        if len(linked) == 1:
+            return _accept(
+                "linked", linked[0], account, currency, "linked by Salesforce Account Id"
+            )
+        if len(linked) > 1:
+            return _review(
+                "several QuickBooks customers are linked to this Salesforce Account",
+                [_candidate(c) for c in linked],
+            )
+
+        # (2) same email/website domain
+        free = {d.lower() for d in settings.free_mail_domains}
+        domains = {
+            d for d in (domain_of(account.billing_email), domain_of(account.website)) if d
+        } - free
+        if domains:
+            by_domain = self.by_domain(domains)
+            if len(by_domain) == 1:
+                shared = sorted(_domains(by_domain[0]) & domains)[0]
+                return _accept("domain", by_domain[0], account, currency, f"same domain {shared}")
+            if len(by_domain) > 1:
+                return _review(
+                    f"{len(by_domain)} QuickBooks customers share the domain "
+                    f"{', '.join(sorted(domains))}",
+                    [_candidate(c) for c in by_domain],
+                )
+
+        # (3) fuzzy name
+        plausible = self.similar(normalise_name(account.name), settings.fuzzy_review)
+        if plausible:
+            best_score, best = plausible[0]
+            if best_score >= settings.fuzzy_accept and len(plausible) == 1:
+                return _accept(
+                    "fuzzy",
+                    best,
+                    account,
+                    currency,
+                    f"name similarity {best_score:.0f}",
+                    best_score,
+                )
+            return _review(
+                f"{len(plausible)} QuickBooks customers have a similar name"
+                if len(plausible) > 1
+                else f"similar name ({best_score:.0f}) but below the accept threshold",
+                [_candidate(c, s) for s, c in plausible],
+            )
+
+        # (4) a new customer, under a name QuickBooks will accept
+        return _new_customer(account, self.owners, settings)
 
 
 def new_customer_match(
@@ -179,9 +278,12 @@ def new_customer_match(
     settings: MatchingConfig,
 ) -> CustomerMatch:
     """Rule (4): the DisplayName to create, avoiding QuickBooks' 6240 duplicate-name fault."""
-    owners = {name_key(str(c.get("DisplayName") or "")): "customer" for c in candidates}
-    owners.update({name_key(n): "vendor or employee" for n in taken_names})
-    owners.pop("", None)
+    return _new_customer(account, CandidatePool(candidates, taken_names).owners, settings)
+
+
+def _new_customer(
+    account: Account, owners: Mapping[str, str], settings: MatchingConfig
+) -> CustomerMatch:
     base = display_name_for(account.name)
     if not base:
         return _review("the account name is empty: no DisplayName to create", [])
@@ -304,21 +406,3 @@ def _domains(customer: Mapping[str, Any]) -> set[str]:
     email = (customer.get("PrimaryEmailAddr") or {}).get("Address")
     web = (customer.get("WebAddr") or {}).get("URI")
     return {d for d in (domain_of(email), domain_of(web)) if d}
-
-
-def _score(target: str, customer: Mapping[str, Any]) -> float:
-    """Name similarity 0..100. Names whose numbers differ ("Store 12" and "Store 13", "Unit 3
-    Ltd" and "Unit 7 Ltd") are different companies however alike the rest: they score 0."""
-    if not target:
-        return 0.0
-    names = {customer.get("DisplayName"), customer.get("CompanyName")}
-    keys = {normalise_name(str(n)) for n in names if n}
-    numbers = _DIGITS.findall(target)
-    return max(
-        (
-            fuzz.WRatio(target, k, processor=None)
-            for k in keys
-            if k and _DIGITS.findall(k) == numbers
-        ),
-        default=0.0,
-    )
