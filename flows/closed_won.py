@@ -77,6 +77,7 @@ def closed_won_to_invoice(
     if review_ids:
         records += query_records(salesforce, closed_won_query(ids=review_ids[:MAX_IDS]))
     opps, unreadable = _parse(records)
+    del records  # the raw query rows: tens of MB in a large backfill, the models are enough
     plan = plan_run(opps, config)
     # contracts are looked up before anything is created: `missing_contract: hold` keeps a deal
     # without one out of invoicing and approval (Needs Review) until the file is there
