@@ -31,11 +31,10 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Route
+from pydantic import Field
+from starlette.routing import BaseRoute
 
+from sandbox.core.callbacks import Attempt, CallbackRegistration, post_timed, registration_route
 from sandbox.core.clock import Clock
 from sandbox.quickbooks.oauth import CLIENT_ID
 
@@ -84,25 +83,14 @@ def retry_delay(failures: int, delay_scale: float) -> float:
     return RETRY_DELAYS[min(failures, len(RETRY_DELAYS)) - 1] * delay_scale
 
 
-class Registration(BaseModel):
+class Registration(CallbackRegistration):
     """The body of ``POST /_sandbox/webhooks``."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    url: str
     format: WebhookFormat = "cloudevents"
     delay_scale: float = Field(default=1.0, ge=0, description="multiplies Intuit's retry delays")
     timeout: float = Field(
         default=ACK_TIMEOUT, gt=0, le=60, description="seconds a 2xx may take (Intuit: 3)"
     )
-
-    @field_validator("url")
-    @classmethod
-    def _http_url(cls, v: str) -> str:
-        url = httpx.URL(v)
-        if url.scheme not in ("http", "https") or not url.host:
-            raise ValueError("url must be an absolute http(s) URL")
-        return v
 
 
 @dataclass(frozen=True)
@@ -157,14 +145,6 @@ def render(events: list[ChangeEvent], fmt: WebhookFormat) -> bytes:
 def _iso(when: datetime, places: int = 6) -> str:
     when = when.astimezone(UTC) if when.tzinfo else when.replace(tzinfo=UTC)
     return when.isoformat(timespec="microseconds")[: 20 + places].rstrip(".") + "Z"
-
-
-@dataclass
-class Attempt:
-    at: datetime
-    status: int | None
-    elapsed_ms: int
-    error: str | None = None
 
 
 @dataclass
@@ -358,21 +338,12 @@ class WebhookDispatcher:
             "Content-Type": "application/json",
             "intuit-signature": sign(body, self.verifier_token),
         }
-        at, started = self.clock.now(), time.monotonic()
-        try:
-            response = client.post(
-                registration.url, content=body, headers=headers, timeout=registration.timeout
-            )
-        except httpx.HTTPError as exc:
-            elapsed = int((time.monotonic() - started) * 1000)
-            return Attempt(at, None, elapsed, f"{type(exc).__name__}: {exc}")
-        elapsed = int((time.monotonic() - started) * 1000)
-        error = None
-        if elapsed > registration.timeout * 1000:
-            error = f"answered after {elapsed} ms"
-        elif not response.is_success:
-            error = f"HTTP {response.status_code}"
-        return Attempt(at, response.status_code, elapsed, error)
+        attempt, response = post_timed(
+            client, registration.url, body, headers, registration.timeout, self.clock.now()
+        )
+        if response is not None and attempt.elapsed_ms > registration.timeout * 1000:
+            attempt.error = f"answered after {attempt.elapsed_ms} ms"  # Intuit gave up waiting
+        return attempt
 
     def _record(self, delivery: Delivery, attempt: Attempt, registration: Registration) -> None:
         delivery.attempts.append(attempt)
@@ -389,19 +360,4 @@ class WebhookDispatcher:
 def webhook_routes(dispatcher: WebhookDispatcher) -> list[BaseRoute]:
     """``/_sandbox/webhooks``: POST registers the endpoint, GET shows it with the delivery log,
     DELETE forgets both."""
-
-    async def webhooks(request: Request) -> Response:
-        if request.method == "DELETE":
-            dispatcher.reset()
-        elif request.method == "POST":
-            try:
-                registration = Registration.model_validate_json(await request.body() or b"{}")
-            except ValidationError as exc:
-                errors = [
-                    {"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors(include_url=False)
-                ]
-                return JSONResponse({"error": errors}, status_code=400)
-            dispatcher.register(registration)
-        return JSONResponse(dispatcher.snapshot())
-
-    return [Route("/_sandbox/webhooks", webhooks, methods=["GET", "POST", "DELETE"])]
+    return registration_route("/_sandbox/webhooks", dispatcher, Registration)

@@ -39,17 +39,13 @@ from xml.sax.saxutils import escape, quoteattr
 
 import httpx
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
-    ValidationError,
     field_validator,
     model_validator,
 )
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute
 
+from sandbox.core.callbacks import Attempt, CallbackRegistration, post_timed, registration_route
 from sandbox.demo_company import ORG_ID, ORG_ID_15, salesforce_checksum
 from sandbox.salesforce.schema import SCHEMA
 
@@ -89,12 +85,9 @@ def _notification_id(n: int) -> str:
     return _with_checksum(f"04l5g{digits}")
 
 
-class Registration(BaseModel):
+class Registration(CallbackRegistration):
     """The body of ``POST /_sandbox/outbound``: one outbound message and its workflow rule."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    url: str
     object: str = "Opportunity"
     field: str = Field(default="StageName", description="the rule: this field ...")
     value: str = Field(default="Closed Won", description="... equals this value")
@@ -103,14 +96,6 @@ class Registration(BaseModel):
     delay_scale: float = Field(default=1.0, ge=0, description="multiplies retry delays and age")
     timeout: float = Field(default=ACK_TIMEOUT, gt=0, le=120)
     redeliver: bool = Field(default=False, description="send every acknowledged message again")
-
-    @field_validator("url")
-    @classmethod
-    def _http_url(cls, v: str) -> str:
-        url = httpx.URL(v)
-        if url.scheme not in ("http", "https") or not url.host:
-            raise ValueError("url must be an absolute http(s) URL")
-        return v
 
     @field_validator("object")
     @classmethod
@@ -144,14 +129,6 @@ class Registration(BaseModel):
 class Notification:
     id: str
     record_id: str
-
-
-@dataclass
-class Attempt:
-    at: datetime
-    status: int | None
-    elapsed_ms: int
-    error: str | None = None
 
 
 @dataclass
@@ -347,21 +324,12 @@ class OutboundDispatcher:
             "SOAPAction": '""',
             "User-Agent": "Jakarta Commons-HttpClient/3.1",
         }
-        at, started = self._now(), time.monotonic()
-        try:
-            response = client.post(
-                registration.url, content=body, headers=headers, timeout=registration.timeout
-            )
-        except httpx.HTTPError as exc:
-            elapsed = int((time.monotonic() - started) * 1000)
-            return Attempt(at, None, elapsed, f"{type(exc).__name__}: {exc}")
-        elapsed = int((time.monotonic() - started) * 1000)
-        error = None
-        if not response.is_success:
-            error = f"HTTP {response.status_code}"
-        elif not acknowledged(response.content):
-            error = "no <Ack>true</Ack> in the answer"
-        return Attempt(at, response.status_code, elapsed, error)
+        attempt, response = post_timed(
+            client, registration.url, body, headers, registration.timeout, self._now()
+        )
+        if response is not None and attempt.error is None and not acknowledged(response.content):
+            attempt.error = "no <Ack>true</Ack> in the answer"
+        return attempt
 
     def _record(self, message: Message, attempt: Attempt, registration: Registration) -> None:
         message.attempts.append(attempt)
@@ -448,19 +416,4 @@ def acknowledged(body: bytes) -> bool:
 def outbound_routes(dispatcher: OutboundDispatcher) -> list[BaseRoute]:
     """``/_sandbox/outbound``: POST registers the endpoint and rule, GET shows them with the
     message log, DELETE forgets both."""
-
-    async def outbound(request: Request) -> Response:
-        if request.method == "DELETE":
-            dispatcher.reset()
-        elif request.method == "POST":
-            try:
-                registration = Registration.model_validate_json(await request.body() or b"{}")
-            except ValidationError as exc:
-                errors = [
-                    {"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors(include_url=False)
-                ]
-                return JSONResponse({"error": errors}, status_code=400)
-            dispatcher.register(registration)
-        return JSONResponse(dispatcher.snapshot())
-
-    return [Route("/_sandbox/outbound", outbound, methods=["GET", "POST", "DELETE"])]
+    return registration_route("/_sandbox/outbound", dispatcher, Registration)

@@ -29,11 +29,12 @@ from typing import Any
 from urllib.parse import urlencode
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from sandbox.core.callbacks import CallbackRegistration
 from sandbox.slack.exceptions import SlackError
 from sandbox.slack.models import APP_ID, TEAM_DOMAIN, TEAM_ID, SlackBackend
 
@@ -51,23 +52,12 @@ def signature(secret: str, timestamp: str, body: bytes) -> str:
     return "v0=" + hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()
 
 
-class Registration(BaseModel):
+class Registration(CallbackRegistration):
     """The body of ``POST /_sandbox/interactivity``: the app's interactivity Request URL."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    url: str
     timeout: float = Field(
         default=ACK_TIMEOUT, gt=0, le=60, description="seconds the answer may take (Slack: 3)"
     )
-
-    @field_validator("url")
-    @classmethod
-    def _http_url(cls, v: str) -> str:
-        url = httpx.URL(v)
-        if url.scheme not in ("http", "https") or not url.host:
-            raise ValueError("url must be an absolute http(s) URL")
-        return v
 
 
 class Click(BaseModel):
