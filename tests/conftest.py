@@ -4,7 +4,9 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 
 from sandbox.core.tls import TlsFiles, make_tls_files
@@ -36,3 +38,23 @@ def prefect_api() -> Iterator[None]:
     settings = {PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None, PREFECT_SERVER_ANALYTICS_ENABLED: False}
     with temporary_settings(updates=settings), prefect_test_harness():
         yield
+
+
+@pytest.fixture(scope="module")
+def qbo_info() -> Iterator[dict[str, Any]]:
+    """The QuickBooks emulator alone (demo seed) for one test module: its info-file section
+    plus ``control``, its base URL."""
+    from sandbox.quickbooks import QuickBooksEmulator
+    from tests.support import serving
+
+    emulator = QuickBooksEmulator(profile="demo")
+    with serving(emulator) as server:
+        yield {**emulator.info(server.base_url, None), "control": server.base_url}
+
+
+@pytest.fixture
+def control(qbo_info: dict[str, Any]) -> Iterator[httpx.Client]:
+    """A client of that emulator's control routes, after a reset."""
+    with httpx.Client(base_url=qbo_info["control"]) as client:
+        client.post("/_sandbox/reset").raise_for_status()
+        yield client

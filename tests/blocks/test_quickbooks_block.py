@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
@@ -19,31 +18,6 @@ from quickbooks.objects.customer import Customer
 from blocks import QuickBooksAuthError, QuickBooksConnection, QuickBooksReauthorizationRequired
 from blocks.quickbooks import token_lock_name
 from blocks.sandbox import quickbooks_from_info
-from tests.support import serving
-
-try:
-    from sandbox.quickbooks import QuickBooksEmulator
-except ImportError as exc:  # written in parallel by two other helpers
-    QuickBooksEmulator = None  # type: ignore[assignment,misc]
-    _MISSING = f"sandbox.quickbooks.QuickBooksEmulator is not importable yet: {exc}"
-else:
-    _MISSING = ""
-
-pytestmark = pytest.mark.skipif(QuickBooksEmulator is None, reason=_MISSING)
-
-
-@pytest.fixture(scope="module")
-def qbo_info() -> Iterator[dict[str, Any]]:
-    emulator = QuickBooksEmulator(profile="demo")
-    with serving(emulator) as server:
-        yield {**emulator.info(server.base_url, None), "control": server.base_url}
-
-
-@pytest.fixture
-def control(qbo_info: dict[str, Any]) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=qbo_info["control"]) as client:
-        client.post("/_sandbox/reset").raise_for_status()
-        yield client
 
 
 @pytest.fixture

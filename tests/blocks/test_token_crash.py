@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,28 +15,12 @@ from quickbooks.objects.company_info import CompanyInfo
 from blocks import QuickBooksConnection, QuickBooksReauthorizationRequired
 from blocks.sandbox import quickbooks_from_info
 from blocks.token_journal import STATE_DIR_ENV, JournalEntry, TokenJournal, token_digest
-from sandbox.quickbooks import QuickBooksEmulator
-from tests.support import serving
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
 
 class Crash(BaseException):
     """The process dies here (nothing below it runs; no ``except Exception`` catches it)."""
-
-
-@pytest.fixture(scope="module")
-def qbo_info() -> Iterator[dict[str, Any]]:
-    emulator = QuickBooksEmulator(profile="demo")
-    with serving(emulator) as server:
-        yield {**emulator.info(server.base_url, None), "control": server.base_url}
-
-
-@pytest.fixture
-def control(qbo_info: dict[str, Any]) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=qbo_info["control"]) as client:
-        client.post("/_sandbox/reset").raise_for_status()
-        yield client
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import socket
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -15,25 +14,9 @@ from pydantic import SecretStr
 from blocks import QuickBooksConnection
 from blocks.sandbox import quickbooks_from_info
 from deployments.authorize import AuthorizeError, authorize, main
-from sandbox.quickbooks import QuickBooksEmulator
-from tests.support import serving
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 US, EU = "9341453172461001", "9341453172461002"
-
-
-@pytest.fixture(scope="module")
-def qbo_info() -> Iterator[dict[str, Any]]:
-    emulator = QuickBooksEmulator(profile="demo")
-    with serving(emulator) as server:
-        yield {**emulator.info(server.base_url, None), "control": server.base_url}
-
-
-@pytest.fixture
-def control(qbo_info: dict[str, Any]) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=qbo_info["control"]) as client:
-        client.post("/_sandbox/reset").raise_for_status()
-        yield client
 
 
 def _free_port() -> int:
