@@ -20,6 +20,7 @@ from benchmarks.common import (
     RESULTS,
     Bench,
     PrefectRetries,
+    backfill_config,
     peak_rss_mb,
     print_table,
     pyplot,
@@ -61,13 +62,16 @@ def run_backfill(b: Bench, deals: int, seed: int) -> dict[str, Any]:
         key: (len(qbo.company(rid).table("Customer")), len(qbo.company(rid).table("Invoice")))
         for key, rid in realms.items()
     }
+    config_path = backfill_config()
     b.clear_counters()
     gc.collect()
     exact_peak = reset_peak_rss()
     rss_before = rss_mb()
     with PrefectRetries() as retries:
         started = time.perf_counter()
-        state = closed_won_to_invoice(closed_from=start, closed_to=end, return_state=True)
+        state = closed_won_to_invoice(
+            closed_from=start, closed_to=end, config_path=config_path, return_state=True
+        )
         wall = time.perf_counter() - started
     peak = peak_rss_mb()
 

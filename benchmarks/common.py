@@ -20,6 +20,22 @@ import httpx
 
 RESULTS = Path(__file__).parent / "results"
 
+
+def backfill_config() -> str:
+    """config/demo.yaml without the ``delivery`` section, as a file: a backfill of past deals
+    creates invoices but e-mails nobody (and QuickBooks has no batch form of send or upload, so
+    delivery would cost two calls per invoice on top of the batches measured here)."""
+    import tempfile
+
+    import yaml
+
+    config = yaml.safe_load(Path("config/demo.yaml").read_text())
+    config.pop("delivery", None)
+    path = Path(tempfile.mkdtemp(prefix="revbridge-bench-")) / "backfill.yaml"
+    path.write_text(yaml.safe_dump(config, allow_unicode=True))
+    return str(path)
+
+
 # Quiet consoles: flow and task loggers still work, INFO lines are neither printed nor shipped.
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 
@@ -107,6 +123,7 @@ class Bench:
         from blocks.sandbox import blocks_from_info, save_all
         from flows.closed_won import STATE_VARIABLE
         from tasks import ratelimit
+        from tasks.locks import invoicing_lock_name
 
         for service in self.sandbox.services.values():
             service.seed("demo")
@@ -114,10 +131,10 @@ class Bench:
         blocks = blocks_from_info(self.sandbox.info())
         with get_client(sync_client=True) as client:
             for connection in blocks.quickbooks.values():
-                with contextlib.suppress(ObjectNotFound):
-                    client.delete_global_concurrency_limit_by_name(
-                        token_lock_name(connection.realm_id)
-                    )
+                realm = connection.realm_id
+                for name in (token_lock_name(realm), invoicing_lock_name(realm)):
+                    with contextlib.suppress(ObjectNotFound):
+                        client.delete_global_concurrency_limit_by_name(name)
         save_all(blocks)
         if qbo_limits:
             ratelimit.configure(ratelimit.Limits())

@@ -32,6 +32,7 @@ from benchmarks.common import (
     RESULTS,
     Bench,
     PrefectRetries,
+    backfill_config,
     children_cpu_seconds,
     print_table,
     pyplot,
@@ -141,11 +142,14 @@ def sampled(b: Bench, deals: int) -> dict[str, Any]:
     from flows.closed_won import closed_won_to_invoice
 
     start, end = _backfill(b, deals, seed=11)
+    config_path = backfill_config()
     server_cpu = children_cpu_seconds()
     cpu = time.process_time()
     with PrefectRetries() as retries, Sampler() as sampler:
         began = time.perf_counter()
-        state = closed_won_to_invoice(closed_from=start, closed_to=end, return_state=True)
+        state = closed_won_to_invoice(
+            closed_from=start, closed_to=end, config_path=config_path, return_state=True
+        )
         wall = time.perf_counter() - began
     seconds = {k: n * sampler.interval for k, n in sampler.counts.items()}
     return {
@@ -165,6 +169,7 @@ def profiled(b: Bench, deals: int) -> dict[str, Any]:
     from flows.closed_won import closed_won_to_invoice
 
     start, end = _backfill(b, deals, seed=13)
+    config_path = backfill_config()
     profiles: list[cProfile.Profile] = []
 
     def bootstrap(*_: Any) -> None:
@@ -177,7 +182,9 @@ def profiled(b: Bench, deals: int) -> dict[str, Any]:
     threading.setprofile(bootstrap)
     main.enable()
     began = time.perf_counter()
-    state = closed_won_to_invoice(closed_from=start, closed_to=end, return_state=True)
+    state = closed_won_to_invoice(
+        closed_from=start, closed_to=end, config_path=config_path, return_state=True
+    )
     wall = time.perf_counter() - began
     main.disable()
     threading.setprofile(None)  # type: ignore[arg-type]
