@@ -94,15 +94,16 @@ def validate(opp: Opportunity, config: RevbridgeConfig, realm: str | None = None
             problem(f"{where}.Discount", f"{label}: Discount must be between 0 and 100")
         if line.total_price is None:
             problem(f"{where}.TotalPrice", f"{label}: TotalPrice is empty")
-        for field, value in (
+        sizes: tuple[tuple[str, Decimal | None], ...] = (
             ("Quantity", line.quantity),
             ("UnitPrice", line.unit_price),
             ("TotalPrice", line.total_price),
-        ):
-            if value is not None and abs(value) >= MAX_DIGITS:
+        )
+        for name, number in sizes:
+            if number is not None and abs(number) >= MAX_DIGITS:
                 problem(
-                    f"{where}.{field}",
-                    f"{label}: {field} {value} has more than 16 digits before the decimal point",
+                    f"{where}.{name}",
+                    f"{label}: {name} {number} has more than 16 digits before the decimal point",
                 )
         if not line.product_name and not line.product_code:
             problem(f"{where}.Name", f"{label}: the product has no name")
