@@ -2,7 +2,9 @@
 [--drills]``.
 
 Results (tables on stdout, ``benchmarks/results/<name>.json`` and ``.png``) are described in
-``benchmarks/README.md``.
+``benchmarks/README.md``. On a machine with PostgreSQL the latency benchmark also measures the
+push path against a Prefect server on it (~12 more minutes; ``python -m benchmarks.latency``
+runs it alone).
 """
 
 from __future__ import annotations
