@@ -162,7 +162,6 @@ def invoice_approval(
         return Failed(message=text)
     if errors := delivery_errors(deliveries):  # the invoice stands; the next poll run retries
         return Failed(message="; ".join(errors))
-        return Failed(message=text)
     return Completed(message=f"approved by {who}, invoice {row.invoice_text}")
 
 
