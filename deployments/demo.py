@@ -279,7 +279,9 @@ def approval_runs() -> list[Any]:
 
 
 def waiting_approvals() -> list[Any]:
-    return [r for r in approval_runs() if r.state and r.state.is_paused()]
+    """The approval runs waiting at their form, by name (the same order every demo)."""
+    runs = [r for r in approval_runs() if r.state and r.state.is_paused()]
+    return sorted(runs, key=lambda r: r.name)
 
 
 def all_settled() -> bool:
@@ -353,6 +355,9 @@ def main(argv: list[str] | None = None) -> int:
                     "\napproved one deal with its Slack button and rejected another through the "
                     "approval form:"
                 )
+                for decision in (r for r in approval_runs() if r.id in decided):
+                    state = decision.state
+                    print(f"  {decision.name}: {state.name} ({state.message})")
                 print_summary(blocks, ui)
             pushed = close_a_deal(blocks)
             print(f"\nclosed {PUSH_DEAL} ({pushed}) in Salesforce; its push runs the invoice flow…")

@@ -5,7 +5,9 @@
 2. Validate and route each to its QuickBooks company; plan: ready, needs approval, problems;
    look up their signed contracts (Salesforce Files) and hold those without one if configured.
 3. Per company: match or create customers, draft invoices, create them exactly once (batches).
-4. Deals above the approval threshold each get their own approval run and wait there.
+4. Deals above the approval threshold are checked the same way without writing (a customer to
+   review or an unmapped product goes to review before finance is asked); the rest each get
+   their own approval run and wait there.
 5. Attach each new invoice's signed contract and e-mail it (retrying earlier undelivered ones).
 6. Write the outcome back to each Opportunity (composite collections), report (artifact + Slack),
    advance the watermark past what is settled, and fail the run loudly if any deal errored.
@@ -31,7 +33,7 @@ from flows.delivery import (
     delivery_errors,
     delivery_lines,
 )
-from flows.invoicing import RealmResult, invoice_deals
+from flows.invoicing import RealmResult, invoice_deals, screen_for_approval
 from revbridge.config import RevbridgeConfig, load_config
 from revbridge.delivery import Delivery, apply_hold, merge_delivery
 from revbridge.models import Opportunity, Problem
@@ -90,15 +92,23 @@ def closed_won_to_invoice(
     # Realms run side by side: each has its own API limits, and one that is down does not stop
     # the others (its deals are reported as errors and retried next run).
     futures = {
-        name: invoice_realm.submit(name, config, realm_plan.ready, started.date(), dry_run)
+        name: invoice_realm.submit(
+            name,
+            config,
+            realm_plan.ready,
+            started.date(),
+            dry_run,
+            [] if dry_run else realm_plan.approval,
+        )
         for name, realm_plan in plan.realms.items()
     }
     realms: list[RealmResult] = []
     for name, realm_plan in plan.realms.items():
         futures[name].wait()
         realm_state = futures[name].state
+        to_approve = list(realm_plan.approval)
         if realm_state.is_completed():
-            result = futures[name].result()
+            result, to_approve = futures[name].result()
         else:
             reason = realm_state.message or "failed"
             result = RealmResult(realm=name)
@@ -112,8 +122,8 @@ def closed_won_to_invoice(
                     reason=f"QuickBooks realm {name} failed: {reason}",
                 )
         _add_problems(result, name, realm_plan.problems, realm_plan.skipped)
-        if realm_plan.approval and not dry_run:
-            for opp, outcome in request_approvals(list(realm_plan.approval), config_path):
+        if to_approve and not dry_run:
+            for opp, outcome in request_approvals(to_approve, config_path):
                 result.add(
                     opp,
                     outcome,
@@ -161,12 +171,24 @@ def closed_won_to_invoice(
 
 @task(cache_policy=NO_CACHE)
 def invoice_realm(
-    name: str, config: RevbridgeConfig, ready: Sequence[Opportunity], today: date, dry_run: bool
-) -> RealmResult:
-    """One realm's invoicing (customers, drafts, batches), as a task so realms run in parallel."""
+    name: str,
+    config: RevbridgeConfig,
+    ready: Sequence[Opportunity],
+    today: date,
+    dry_run: bool,
+    over_threshold: Sequence[Opportunity] = (),
+) -> tuple[RealmResult, list[Opportunity]]:
+    """One realm's invoicing (customers, drafts, batches), as a task so realms run in parallel.
+    Then the deals over the threshold are screened (`screen_for_approval`), after this run's new
+    customers exist: returns the result and the deals to ask finance about."""
     realm_cfg = config.realm(name)
     connection = load_block(QuickBooksConnection, realm_cfg.connection_block)
-    return invoice_deals(name, realm_cfg, config, connection, ready, today, dry_run=dry_run)
+    result = invoice_deals(name, realm_cfg, config, connection, ready, today, dry_run=dry_run)
+    to_approve, held = screen_for_approval(
+        name, realm_cfg, config, connection, over_threshold, today
+    )
+    result.extend(held)
+    return result, to_approve
 
 
 def _add_problems(

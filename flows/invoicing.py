@@ -74,6 +74,13 @@ class RealmResult:
         if row_outcome == "Error":
             self.errors.append(f"{opp.id} ({opp.name}): {reason}")
 
+    def extend(self, other: RealmResult) -> None:
+        """Add another result's deals of the same realm to this one."""
+        self.rows += other.rows
+        self.outcomes += other.outcomes
+        self.settled |= other.settled
+        self.errors += other.errors
+
 
 def invoice_deals(
     realm: str,
@@ -93,6 +100,29 @@ def invoice_deals(
         return _invoice_deals(*args, dry_run=dry_run, approvals=approvals)
     with invoicing_lock(connection.realm_id):
         return _invoice_deals(*args, dry_run=dry_run, approvals=approvals)
+
+
+def screen_for_approval(
+    realm: str,
+    realm_cfg: RealmConfig,
+    config: RevbridgeConfig,
+    connection: QuickBooksConnection,
+    opps: Sequence[Opportunity],
+    today: date,
+) -> tuple[list[Opportunity], RealmResult]:
+    """Which deals over the threshold finance can be asked to approve. The invoicing steps run
+    dry (nothing is written, no lock is taken): a deal whose customer needs a human decision or
+    whose invoice cannot be drafted (an unmapped product, say) goes to review now, not after
+    somebody approved it; one whose invoice an earlier run created is written back. Returns the
+    deals to ask about and the result of the others."""
+    if not opps:
+        return [], RealmResult(realm=realm)
+    dry = _invoice_deals(realm, realm_cfg, config, connection, opps, today, dry_run=True)
+    held = {row.opportunity_id for row in dry.rows if row.outcome != "Dry Run"}
+    result = RealmResult(realm=realm, settled=dry.settled & held, errors=dry.errors)
+    result.rows = [r for r in dry.rows if r.opportunity_id in held]
+    result.outcomes = [o for o in dry.outcomes if o.opportunity_id in held]
+    return [o for o in opps if o.id not in held], result
 
 
 def _invoice_deals(

@@ -9,13 +9,19 @@ from pathlib import Path
 from typing import Any
 
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+from prefect.client.schemas.filters import (
+    ArtifactFilter,
+    ArtifactFilterKey,
+    FlowRunFilter,
+    FlowRunFilterTags,
+)
 from prefect.variables import Variable
 
 from blocks.sandbox import SandboxBlocks
 from flows.closed_won import STATE_VARIABLE, closed_won_to_invoice
 from sandbox.core.server import Sandbox
 from sandbox.demo_company import REALMS, DemoCompany, build
+from tasks.approvals import APPROVAL_TAG
 from tests.flows.conftest import calls, inject, slack_messages, without_delivery
 
 THRESHOLD = Decimal("25000")
@@ -111,6 +117,44 @@ def test_small_deals_are_invoiced_once_in_their_realm(
     assert {r.key: len(invoices(blocks, r.key)) for r in REALMS} == {
         k: len(v) for k, v in by_realm.items()
     }
+
+
+def approval_requests() -> set[str]:
+    """The Opportunity Ids an approval run was started for."""
+
+    async def read() -> list[Any]:
+        async with get_client() as client:
+            return await client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(tags=FlowRunFilterTags(all_=[APPROVAL_TAG]))
+            )
+
+    return {str(r.parameters["opportunity_id"]) for r in asyncio.run(read())}
+
+
+def test_a_big_deal_that_would_go_to_review_is_not_sent_for_approval(
+    fresh: Sandbox, blocks: SandboxBlocks
+) -> None:
+    """Finance is asked only about deals that can be invoiced once approved: a big deal whose
+    customer is ambiguous goes to review first, without an approval run."""
+    company = build(fresh.clock.today())
+    state = closed_won_to_invoice(return_state=True)
+    assert state.is_completed(), state.message
+    opps = opportunities(blocks)
+    asked = approval_requests()
+    waiting = {i for i, o in opps.items() if o["QB_Sync_Status__c"] == "Awaiting Approval"}
+    assert waiting and waiting == asked
+
+    umbrella = {
+        company.sf_id(o.key)
+        for o in company.opportunities
+        if o.account_key in {"umbrella", "umbrella-dup"} and o.is_won and o.amount > THRESHOLD
+    }
+    assert umbrella  # the demo company has a big deal for the account whose customer is taken
+    held = {i for i in umbrella if opps[i]["QB_Sync_Status__c"] == "Needs Review"}
+    assert held and not held & asked
+    for opp_id in held:
+        assert "Account: customer needs review" in opps[opp_id]["QB_Sync_Error__c"]
+        assert not opps[opp_id]["QB_Invoice_Id__c"]
 
 
 def test_customers_are_matched_never_duplicated(fresh: Sandbox, blocks: SandboxBlocks) -> None:
@@ -265,8 +309,9 @@ def test_api_calls_stay_batched(fresh: Sandbox, blocks: SandboxBlocks, tmp_path:
     qbo = calls(fresh, "quickbooks")
     sf = calls(fresh, "salesforce")
     invoiced = sum(len(invoices(blocks, r.key)) for r in REALMS)
-    # per realm: token, reference batch, marker query, customer batch, invoice batch
-    assert qbo["total"] - 2 <= 5 * len(REALMS), qbo
+    # per realm: token, reference batch, marker query, customer batch, invoice batch; then the
+    # dry check of the deals over the threshold: reference batch and marker query again
+    assert qbo["total"] - 2 <= 7 * len(REALMS), qbo
     # login, one SOQL, one write-back
     assert sf["total"] - 1 <= 4, sf
     assert invoiced >= 10
