@@ -33,6 +33,12 @@ from revbridge.validate import AMOUNT_TOLERANCE, validate
 from sandbox.demo_company import DemoCompany
 from tests.domain import demo_records
 
+# Hypothesis warns when the global `random` state moves while it draws an example. Here that is
+# never our strategies (they draw only from hypothesis): most likely a thread an earlier test
+# of the session left running moves it (Prefect's client jitters its retries with `random`).
+# In CI the warning, made an error by the suite's filter, failed a fuzz test on an example
+# that then passed.
+pytestmark = pytest.mark.filterwarnings("ignore:Do not use the `random` module inside strategies")
 EXAMPLES = int(os.environ.get("REVBRIDGE_FUZZ_EXAMPLES", "150"))
 FUZZ = settings(
     max_examples=EXAMPLES,

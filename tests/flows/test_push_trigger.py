@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
 from prefect.events import emit_event
 from prefect.runner import Runner
 from starlette.applications import Starlette
@@ -65,15 +66,17 @@ def us_deals(fresh: Sandbox) -> list[str]:
 
 
 def push_runs(opportunity_id: str) -> list[Any]:
+    """The on-push deployment's runs for one deal (the session's other flow runs run into the
+    hundreds: only this deployment's are read)."""
+
     async def read() -> list[Any]:
         async with get_client() as client:
-            runs = await client.read_flow_runs(limit=200)
-        return [
-            r
-            for r in runs
-            if r.parameters.get("opportunity_ids") == [opportunity_id]
-            and r.deployment_id is not None
-        ]
+            deployment = await client.read_deployment_by_name(f"closed-won-to-invoice/{DEPLOYMENT}")
+            runs = await client.read_flow_runs(
+                deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment.id])),
+                limit=200,
+            )
+        return [r for r in runs if r.parameters.get("opportunity_ids") == [opportunity_id]]
 
     return asyncio.run(read())
 
