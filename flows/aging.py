@@ -12,8 +12,9 @@
 6. Escalation: an invoice more than ``escalate_days`` past due gets one Salesforce Task for the
    owner of its deal (or contract), linked to it.
 7. Tell people: a realm with a digest channel (``reminders.digest_channels``) gets one digest
-   there; the others get owner DMs (bucket moves, reminders; else the alerts channel) and their
-   summary in the alerts channel. Publish the audit artifact; fail loudly on any error.
+   there a day (the Prefect Variable ``receivables-digest`` remembers the day); the others get
+   owner DMs (bucket moves, reminders; else the alerts channel) and their summary in the alerts
+   channel. Publish the audit artifact; fail loudly on any error.
 """
 
 from __future__ import annotations
@@ -62,9 +63,11 @@ from tasks.notify import notify_owners
 from tasks.receivables import open_invoices
 from tasks.salesforce import query_records, update_records
 from tasks.slack import post_message
+from tasks.state import read_state, write_state
 
 DEFAULT_CONFIG = "config/demo.yaml"
 ARTIFACT_KEY = "aging-audit"
+DIGEST_VARIABLE = "receivables-digest"  # realm → the last day its digest was posted (daily)
 
 
 @flow(name="receivables-aging", log_prints=False)
@@ -162,12 +165,15 @@ def receivables_aging(as_of: date | None = None, config_path: str = DEFAULT_CONF
         name: [d for d in decisions if d.realm_id == config.realms[name].realm_id]
         for name in config.realms
     }
+    posted = read_state(DIGEST_VARIABLE) or {}
     for name, realm_decisions in per_realm.items():
         realm_id = config.realms[name].realm_id
         busy = any(r.realm_id == realm_id for r in reminders) or any(
             t.escalation.realm_id == realm_id for t in tasks
         )
-        if realm_decisions or busy:
+        if name in digests and posted.get(name) == today.isoformat():
+            logger.info("realm %s: the digest for %s is already in %s", name, today, digests[name])
+        elif realm_decisions or busy:
             post_message(
                 slack,
                 realm_digest(
@@ -175,6 +181,9 @@ def receivables_aging(as_of: date | None = None, config_path: str = DEFAULT_CONF
                 ),
                 channel=digests.get(name, config.slack.alerts_channel),
             )
+            if name in digests:
+                posted[name] = today.isoformat()
+                write_state(DIGEST_VARIABLE, posted)
     written = [d for d in decisions if d.write and d.opportunity.id not in refused]
     publish_audit(
         ARTIFACT_KEY,

@@ -20,6 +20,7 @@ from prefect.variables import Variable
 
 from blocks.quickbooks import token_lock_name
 from blocks.sandbox import SandboxBlocks, blocks_from_info, save_all
+from flows.aging import DIGEST_VARIABLE
 from flows.closed_won import STATE_VARIABLE
 from sandbox.core.server import Sandbox
 from tasks.approvals import APPROVAL_TAG
@@ -50,6 +51,7 @@ def fresh(sandbox: Sandbox, approval_deployment: str) -> Iterator[Sandbox]:
     for service in sandbox.services.values():
         service.seed("demo")
     Variable.unset(STATE_VARIABLE)
+    Variable.unset(DIGEST_VARIABLE)
     blocks = blocks_from_info(sandbox.info())
     with get_client(sync_client=True) as client:
         # a token or invoicing lock slot held by a process an earlier test stopped is not this

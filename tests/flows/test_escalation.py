@@ -193,6 +193,15 @@ def test_a_realm_with_a_digest_channel_gets_one_daily_message_instead_of_owner_d
     assert all(t["OwnerId"] == contract_owner[t["WhatId"]] for t in on_contracts)
     assert us.realm_id in on_contracts[0]["Subject"]
 
+    # daily: a second run on the same day posts no second digest; the next day's run does
+    before = slack_messages(fresh)
+    assert age_on(fresh, day, str(path)).is_completed()
+    again = [m for m in slack_messages(fresh) if m not in before]
+    assert not [m for m in again if m["channel_name"] == "finance-ops"]
+    assert age_on(fresh, day + timedelta(days=1), str(path)).is_completed()
+    later = [m for m in slack_messages(fresh) if m not in before and m not in again]
+    assert [m["channel_name"] for m in later].count("finance-ops") == 1
+
 
 def _opportunity_names(blocks: SandboxBlocks) -> dict[str, str]:
     sf = blocks.salesforce.get_client()
