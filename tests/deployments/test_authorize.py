@@ -113,3 +113,53 @@ def test_an_unregistered_redirect_uri_is_refused_by_intuit(dead_block: str) -> N
     assert refused == [400]
     stored = QuickBooksConnection.load(dead_block)
     assert stored.refresh_token.get_secret_value() == "AB11-revoked-long-ago"
+
+
+@pytest.fixture
+def https_block(dead_block: str, control: httpx.Client) -> str:
+    """The dead block with the https redirect URI production keys need (registered for the
+    app): the browser lands on a page nothing here serves, so the user pastes its address."""
+    uri = "https://revbridge.example.com/qbo/callback"
+    control.post("/_sandbox/redirect_uris", json={"redirect_uri": uri}).raise_for_status()
+    block = QuickBooksConnection.load(dead_block)
+    block.redirect_uri = uri
+    block.save(dead_block, overwrite=True)
+    return dead_block
+
+
+def pasting_user(printed: list[str], tamper: Any = None) -> Any:
+    """A user who opens the printed consent URL, clicks Connect and pastes the address the
+    browser was sent to (optionally changed by ``tamper``)."""
+
+    def read_line() -> str:
+        url = next(line for line in printed if "click Connect at" in line)
+        consent = url.split("\n\n", 1)[1].strip()
+        landed = httpx.get(consent).headers["location"]
+        return f"  {tamper(landed) if tamper else landed}\n"
+
+    return read_line
+
+
+def test_authorize_takes_the_pasted_address_for_an_https_redirect_uri(
+    https_block: str, control: httpx.Client
+) -> None:
+    printed: list[str] = []
+    company = authorize(
+        "us", block=https_block, out=printed.append, read_line=pasting_user(printed)
+    )
+    assert company
+    assert any("paste here the full address" in line for line in printed)
+    stored = QuickBooksConnection.load(https_block)
+    assert stored.redirect_uri == "https://revbridge.example.com/qbo/callback"
+    token = stored.refresh_token.get_secret_value()
+    assert token in {t["refresh_token"] for t in _state(control, US)["refresh_tokens"]}
+    assert token not in "\n".join(printed)
+
+
+def test_a_pasted_address_with_another_state_is_refused(https_block: str) -> None:
+    printed: list[str] = []
+    forged = pasting_user(printed, lambda url: url.replace("state=", "state=x"))
+    with pytest.raises(AuthorizeError, match="does not carry this authorization's state"):
+        authorize("us", block=https_block, out=printed.append, read_line=forged)
+    stored = QuickBooksConnection.load(https_block)
+    assert stored.refresh_token.get_secret_value() == "AB11-revoked-long-ago"
