@@ -193,11 +193,10 @@ def _invoice_deals(
                 settled=False,
             )
             continue
-        drafts.append((draft, match, extra))
+        drafts.append((opp, draft, match, extra))
 
-    created = create_in_batches(connection, [d for d, _, _ in drafts]) if drafts else []
-    for (draft, match, extra), answer in zip(drafts, created, strict=True):
-        opp = next(o for o in opps if o.id == draft.opportunity_id)
+    created = create_in_batches(connection, [d for _, d, _, _ in drafts]) if drafts else []
+    for (opp, draft, match, extra), answer in zip(drafts, created, strict=True):
         outcome = _with_approval(SyncOutcome.from_batch(answer, draft.customer_id), extra)
         if answer.ok:
             result.add(opp, outcome, realm=realm, row_outcome="Invoiced", match=match)
