@@ -256,8 +256,8 @@ def rss_mb() -> float:
     return int(match.group(1)) / 1024 if match else 0.0
 
 
-def children_cpu_seconds() -> float:
-    """User + system CPU of this process's live descendants (the Prefect API server), from /proc."""
+def process_table() -> tuple[dict[int, int], dict[int, float]]:
+    """Every process's parent and CPU seconds (user + system), from /proc."""
     tick = os.sysconf("SC_CLK_TCK")
     parents: dict[int, int] = {}
     cpu: dict[int, float] = {}
@@ -271,16 +271,37 @@ def children_cpu_seconds() -> float:
         fields = stat[stat.rindex(")") + 2 :].split()
         parents[int(entry.name)] = int(fields[1])
         cpu[int(entry.name)] = (int(fields[11]) + int(fields[12])) / tick
-    me = os.getpid()
+    return parents, cpu
 
-    def descends(pid: int) -> bool:
-        while pid in parents and pid > 1:
-            pid = parents[pid]
-            if pid == me:
+
+def child_pids(parents: dict[int, int] | None = None) -> list[int]:
+    """This process's live children (the harness's API server, say)."""
+    me = os.getpid()
+    table = parents if parents is not None else process_table()[0]
+    return [pid for pid, parent in table.items() if parent == me]
+
+
+def tree_cpu_seconds(
+    roots: list[int], table: tuple[dict[int, int], dict[int, float]] | None = None
+) -> float:
+    """CPU seconds of the live processes ``roots`` and their descendants."""
+    parents, cpu = table or process_table()
+    wanted = set(roots)
+
+    def inside(pid: int) -> bool:
+        while pid > 1:
+            if pid in wanted:
                 return True
+            pid = parents.get(pid, 0)
         return False
 
-    return sum(seconds for pid, seconds in cpu.items() if pid != me and descends(pid))
+    return sum(seconds for pid, seconds in cpu.items() if inside(pid))
+
+
+def children_cpu_seconds() -> float:
+    """User + system CPU of this process's live descendants (the Prefect API server)."""
+    table = process_table()
+    return tree_cpu_seconds(child_pids(table[0]), table)
 
 
 # ---- output ---------------------------------------------------------------------------------

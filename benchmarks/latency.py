@@ -60,9 +60,11 @@ from benchmarks.common import (
     PrefectRetries,
     ServerTime,
     Timeline,
+    child_pids,
     percentile,
     print_table,
     pyplot,
+    tree_cpu_seconds,
     write_json,
 )
 
@@ -279,39 +281,6 @@ def counting_requests() -> Iterator[Counter[str]]:
         PrefectHttpxSyncClient.send = sync_send  # type: ignore[method-assign]
 
 
-def _process_table() -> tuple[dict[int, int], dict[int, float]]:
-    """Every process's parent and CPU seconds (user + system), from /proc."""
-    tick = os.sysconf("SC_CLK_TCK")
-    parents: dict[int, int] = {}
-    cpu: dict[int, float] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2 :].split()
-        parents[int(entry.name)] = int(fields[1])
-        cpu[int(entry.name)] = (int(fields[11]) + int(fields[12])) / tick
-    return parents, cpu
-
-
-def tree_cpu_seconds(roots: list[int]) -> float:
-    """CPU seconds of the live processes ``roots`` and their descendants."""
-    parents, cpu = _process_table()
-    wanted = set(roots)
-
-    def inside(pid: int) -> bool:
-        while pid > 1:
-            if pid in wanted:
-                return True
-            pid = parents.get(pid, 0)
-        return False
-
-    return sum(seconds for pid, seconds in cpu.items() if inside(pid))
-
-
 def idle_cost(server_roots: Callable[[], list[int]]) -> dict[str, Any]:
     """Prefect API requests per second this process sends, and the server's CPU share, over
     ``IDLE_SECONDS`` with nothing to run."""
@@ -454,16 +423,12 @@ def main(b: Bench, runs: int, triggered_runs: int, *, postgres: bool = True) -> 
     2.5 times as many triggered runs per poll interval (20 in the full run): the push path on
     PostgreSQL is the one the target is judged on."""
 
-    def harness() -> list[int]:  # the harness's API server: every child of this process
-        parents, _ = _process_table()
-        return [pid for pid, parent in parents.items() if parent == os.getpid()]
-
     data = {
         "benchmark": "latency",
         "server": "Prefect test harness (SQLite)",
         "target_p95_s": TARGET_P95_S,
         "floor": "no rate limit binds one deal; the floor is the sequential round trips",
-        **measure(b, harness, runs, triggered_runs, SQLITE_POLLS, seed=41),
+        **measure(b, child_pids, runs, triggered_runs, SQLITE_POLLS, seed=41),
     }
     write_json("latency", data)
     _print("SQLite (test harness)", data)
