@@ -45,16 +45,16 @@ def qbo_info() -> Iterator[dict[str, Any]]:
     """The QuickBooks emulator alone (demo seed) for one test module: its info-file section
     plus ``control``, its base URL."""
     from sandbox.quickbooks import QuickBooksEmulator
-    from tests.support import serving
+    from tests.support import served_info
 
-    emulator = QuickBooksEmulator(profile="demo")
-    with serving(emulator) as server:
-        yield {**emulator.info(server.base_url, None), "control": server.base_url}
+    with served_info(QuickBooksEmulator(profile="demo")) as info:
+        yield info
 
 
 @pytest.fixture
 def control(qbo_info: dict[str, Any]) -> Iterator[httpx.Client]:
     """A client of that emulator's control routes, after a reset."""
-    with httpx.Client(base_url=qbo_info["control"]) as client:
-        client.post("/_sandbox/reset").raise_for_status()
+    from tests.support import control_client
+
+    with control_client(qbo_info["control"]) as client:
         yield client

@@ -1,9 +1,13 @@
-"""Helpers shared by the test suites: start one emulator as a real loopback server."""
+"""Helpers shared by the test suites: start one emulator as a real loopback server, and reach
+its control routes."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
+
+import httpx
 
 from sandbox.core.server import ThreadedServer
 from sandbox.core.service import EmulatedService
@@ -19,3 +23,19 @@ def serving(service: EmulatedService, tls: TlsFiles | None = None) -> Iterator[T
         yield server
     finally:
         server.stop()
+
+
+@contextmanager
+def served_info(service: EmulatedService) -> Iterator[dict[str, Any]]:
+    """``service`` served (`serving`, plain http), as its info-file section plus ``control``,
+    its base URL."""
+    with serving(service) as server:
+        yield {**service.info(server.base_url, None), "control": server.base_url}
+
+
+@contextmanager
+def control_client(base_url: str, verify: bool | str = True) -> Iterator[httpx.Client]:
+    """A client of an emulator's control routes, after a reset."""
+    with httpx.Client(base_url=base_url, verify=verify) as client:
+        client.post("/_sandbox/reset").raise_for_status()
+        yield client

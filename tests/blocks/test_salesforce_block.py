@@ -17,7 +17,7 @@ from blocks.salesforce import LoginHostAdapter
 from blocks.sandbox import salesforce_from_info
 from sandbox.core.tls import TlsFiles
 from sandbox.slack import SlackEmulator
-from tests.support import serving
+from tests.support import control_client, serving
 
 try:
     from sandbox.salesforce import SalesforceEmulator
@@ -81,8 +81,7 @@ def sf_info(tls_files: TlsFiles) -> Iterator[dict[str, Any]]:
 
 @pytest.fixture
 def control(sf_info: dict[str, Any]) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=sf_info["instance_url"], verify=sf_info["ca_bundle"]) as client:
-        client.post("/_sandbox/reset").raise_for_status()
+    with control_client(sf_info["instance_url"], sf_info["ca_bundle"]) as client:
         yield client
 
 

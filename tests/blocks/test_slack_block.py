@@ -14,20 +14,18 @@ from slack_sdk.errors import SlackApiError
 from blocks import SlackConnection
 from blocks.sandbox import slack_from_info
 from sandbox.slack import SlackEmulator
-from tests.support import serving
+from tests.support import control_client, served_info
 
 
 @pytest.fixture(scope="module")
 def slack_info() -> Iterator[dict[str, Any]]:
-    emulator = SlackEmulator(profile="demo")
-    with serving(emulator) as server:
-        yield {**emulator.info(server.base_url, None), "control": server.base_url}
+    with served_info(SlackEmulator(profile="demo")) as info:
+        yield info
 
 
 @pytest.fixture
 def control(slack_info: dict[str, Any]) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=slack_info["control"]) as client:
-        client.post("/_sandbox/reset").raise_for_status()
+    with control_client(slack_info["control"]) as client:
         yield client
 
 
