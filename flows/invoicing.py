@@ -119,9 +119,13 @@ def screen_for_approval(
         return [], RealmResult(realm=realm)
     dry = _invoice_deals(realm, realm_cfg, config, connection, opps, today, dry_run=True)
     held = {row.opportunity_id for row in dry.rows if row.outcome != "Dry Run"}
-    result = RealmResult(realm=realm, settled=dry.settled & held, errors=dry.errors)
-    result.rows = [r for r in dry.rows if r.opportunity_id in held]
-    result.outcomes = [o for o in dry.outcomes if o.opportunity_id in held]
+    result = RealmResult(
+        realm=realm,
+        rows=[r for r in dry.rows if r.opportunity_id in held],
+        outcomes=[o for o in dry.outcomes if o.opportunity_id in held],
+        settled=dry.settled & held,
+        errors=dry.errors,
+    )
     return [o for o in opps if o.id not in held], result
 
 
